@@ -1,0 +1,28 @@
+"""Command line: ``python -m multiviz demo [--data PATH.h5mu] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m multiviz`` and the ``multiviz`` script."""
+    parser = argparse.ArgumentParser(prog="multiviz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the main analysis on simulated (or your) data")
+    demo.add_argument(
+        "--data", default=None, help="a paired .h5mu file (default: simulated Patch-seq)"
+    )
+    demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        run_demo(data=args.data, out=args.out, random_state=args.random_state)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Package logging in the style of scanpy: one logger, levels set through ``mv.settings``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+
+logger = logging.getLogger("multiviz")
+logger.addHandler(logging.NullHandler())
+
+_VERBOSITY_TO_LEVEL = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+def set_verbosity(verbosity: int) -> None:
+    """Set the package log level: 0 errors, 1 warnings, 2 info (default), 3 debug.
+
+    A stream handler is attached to the ``multiviz`` logger only (never the root
+    logger), so the user's own logging configuration is left alone.
+    """
+    if verbosity not in _VERBOSITY_TO_LEVEL:
+        raise ValueError(f"`verbosity` must be one of 0, 1, 2, 3; got {verbosity!r}.")
+    logger.setLevel(_VERBOSITY_TO_LEVEL[verbosity])
+    if not any(getattr(h, "_multiviz", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._multiviz = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+def info(msg: str, *args) -> None:
+    """Log at INFO level."""
+    logger.info(msg, *args)
+
+
+def warning(msg: str, *args) -> None:
+    """Log at WARNING level."""
+    logger.warning(msg, *args)
+
+
+def debug(msg: str, *args) -> None:
+    """Log at DEBUG level."""
+    logger.debug(msg, *args)
+
+
+@contextmanager
+def timed(what: str):
+    """Log ``what`` at the start and ``    finished (h:mm:ss)`` at the end, as scanpy does."""
+    start = time.perf_counter()
+    logger.info(what)
+    yield
+    elapsed = time.perf_counter() - start
+    logger.info("    finished %s (%.2fs)", what.split(" ")[0], elapsed)

@@ -1,0 +1,1 @@
+"""Closed-form and convex solvers (numpy / scipy / scikit-learn)."""

@@ -1,0 +1,1 @@
+"""Pure torch modules (scvi-tools ``BaseModuleClass`` subclasses and building blocks)."""

@@ -1,0 +1,66 @@
+import numpy as np
+
+import multiviz as mv
+
+
+def test_gene_network_correlations_match_design():
+    adata = mv.datasets.simulate_gene_network(random_state=0)
+    assert adata.shape == (5000, 300)
+    assert adata.var["hub"].sum() == 5
+    assert (adata.var["community"] == "isolated").sum() == 50
+    corr = np.corrcoef(adata.X.T)
+    hubs = np.flatnonzero(adata.var["hub"])
+    for hub in hubs:
+        community = adata.var["community"].iloc[hub]
+        spokes = np.flatnonzero((adata.var["community"] == community).to_numpy())
+        spokes = spokes[spokes != hub]
+        hub_spoke = corr[hub, spokes]
+        assert abs(hub_spoke.mean() - 0.6) < 0.05
+        assert np.all(np.abs(hub_spoke - 0.6) < 0.05)
+        spoke_spoke = corr[np.ix_(spokes, spokes)][np.triu_indices(spokes.size, 1)]
+        assert abs(spoke_spoke.mean() - 0.36) < 0.05  # conditionally independent given the hub
+    isolated = np.flatnonzero((adata.var["community"] == "isolated").to_numpy())
+    not_self = ~np.eye(300, dtype=bool)[isolated]
+    off_diag = corr[isolated][not_self]
+    assert np.abs(off_diag).max() < 0.08
+    assert abs(off_diag.mean()) < 0.01
+    # the stored network matches the design: hub degree 49, spoke degree 1, isolated 0
+    assert (adata.var["degree"][adata.var["hub"]] == 49).all()
+    assert (adata.var["degree"][isolated] == 0).all()
+
+
+def test_gene_network_is_deterministic():
+    a = mv.datasets.simulate_gene_network(n_cells=100, random_state=4)
+    b = mv.datasets.simulate_gene_network(n_cells=100, random_state=4)
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_simulate_patchseq_ground_truth():
+    mdata = mv.datasets.simulate_patchseq(
+        n_cells=500, n_genes=300, n_features=6, n_drivers=8, random_state=0
+    )
+    rna, ephys = mdata["rna"], mdata["ephys"]
+    assert rna.shape == (500, 300) and ephys.shape == (500, 6)
+    assert rna.X.dtype == np.int32 and rna.X.min() >= 0
+    assert rna.var["driver"].sum() == 8
+    assert sorted(mdata.uns["simulation"]["drivers"]) == sorted(rna.var_names[rna.var["driver"]])
+    assert mdata.obs["cell_type"].nunique() == 6
+    # the ephys depends on the drivers: drivers explain it better than the same number of other genes
+    from sklearn.linear_model import RidgeCV
+
+    logged = np.log1p(rna.X.toarray())
+    y = (ephys.X - ephys.X.mean(0)) / ephys.X.std(0)
+    drivers = rna.var["driver"].to_numpy()
+    others = np.flatnonzero(~drivers)[:8]
+    score_drivers = (
+        RidgeCV().fit(logged[:400, drivers], y[:400]).score(logged[400:, drivers], y[400:])
+    )
+    score_others = RidgeCV().fit(logged[:400, others], y[:400]).score(logged[400:, others], y[400:])
+    assert score_drivers > 0.4
+    assert score_drivers > score_others + 0.2
+
+
+def test_read_paired_and_m1(m1_path):
+    mdata = mv.datasets.m1_patchseq(m1_path)
+    assert mdata.shape[0] == 1213
+    assert set(mdata.mod) == {"rna", "ephys"}
