@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -32,6 +33,13 @@ def _auto_threshold(counts) -> float:
     """30 for read counts (Smart-seq2, median library > 1e5), 0 for UMI counts (sBNN)."""
     library = np.asarray(counts.sum(axis=1)).ravel()
     return 30.0 if np.median(library) > _READS_VS_UMIS else 0.0
+
+
+def _update(mdata: MuData) -> None:
+    """``mdata.update()`` without mudata 0.3's FutureWarning about its future default."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        mdata.update()
 
 
 def log2_scaled(counts, scale: np.ndarray):
@@ -201,7 +209,7 @@ def prepare_paired(
         dropped_cells = list(mdata.obs_names[~keep])
         for mod in mdata.mod.values():
             mod._inplace_subset_obs(mod.obs_names.isin(mdata.obs_names[keep]))
-        mdata.update()
+        _update(mdata)
     else:
         dropped_cells = []
     raw_counts = out_rna.layers[layer] if layer is not None else out_rna.X
@@ -220,7 +228,7 @@ def prepare_paired(
     out_y.var["log_transformed"] = log_mask
     out_y.var["zscore_mean"] = y_mean
     out_y.var["zscore_std"] = y_std
-    mdata.update()
+    _update(mdata)
     mdata.uns["prepare_paired"] = {
         "params": {
             "x": x,
