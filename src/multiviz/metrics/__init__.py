@@ -1,5 +1,17 @@
 """Metrics (``mv.metrics``): pure functions on arrays."""
 
-# sbnn / srrr (issue 3) ---------------------------------------------------------------
-# coupled autoencoders (issue 4) ------------------------------------------------------
-# sivae (issue 5) ---------------------------------------------------------------------
+from ._consistency import cross_modal_accuracy, gmm_consistency, qda_accuracy
+from ._r2 import r2_per_feature, r2_score
+from ._stability import jaccard, mean_pairwise_jaccard, mean_pairwise_overlap, selection_frequency
+
+__all__ = [
+    "cross_modal_accuracy",
+    "gmm_consistency",
+    "jaccard",
+    "mean_pairwise_jaccard",
+    "mean_pairwise_overlap",
+    "qda_accuracy",
+    "r2_per_feature",
+    "r2_score",
+    "selection_frequency",
+]

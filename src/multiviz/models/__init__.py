@@ -1,5 +1,9 @@
 """Model classes (``mv.models``) on scvi-tools base classes."""
 
-# sbnn (issue 3) ----------------------------------------------------------------------
-# coupled autoencoders (issue 4) ------------------------------------------------------
-# sivae (issue 5) ---------------------------------------------------------------------
+from .coupled import CoupledAutoencoder
+from .sbnn import SBNN
+
+__all__ = [
+    "CoupledAutoencoder",
+    "SBNN",
+]

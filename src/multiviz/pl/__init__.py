@@ -1,5 +1,17 @@
 """Plotting (``mv.pl``): matplotlib figures that read what ``mv.tl`` wrote."""
 
-# sbnn / srrr (issue 3) ---------------------------------------------------------------
-# coupled autoencoders (issue 4) ------------------------------------------------------
-# sivae (issue 5) ---------------------------------------------------------------------
+from ._coupled_latents import coupled_latents
+from ._cross_modal import cross_modal
+from ._cv_r2 import cv_r2
+from ._latent_overlay import latent_overlay
+from ._selection_stability import selection_stability
+from ._training_history import training_history
+
+__all__ = [
+    "coupled_latents",
+    "cross_modal",
+    "cv_r2",
+    "latent_overlay",
+    "selection_stability",
+    "training_history",
+]

@@ -1,0 +1,180 @@
+"""Pure torch module of the sparse bottleneck neural network (sBNN; Bernaerts et al.)."""
+
+from __future__ import annotations
+
+import torch
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch import nn
+from torch.nn import functional as F
+
+
+def _glorot(layer: nn.Linear, generator: torch.Generator | None = None) -> nn.Linear:
+    """Keras' default: Glorot-uniform weights, zero biases (sBNN paper, Methods)."""
+    nn.init.xavier_uniform_(layer.weight, generator=generator)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(sizes: list[int], generator: torch.Generator | None, last_linear: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(_glorot(nn.Linear(a, b), generator))
+        if not (last_linear and i == len(sizes) - 2):
+            layers.append(nn.ELU())
+    return nn.Sequential(*layers)
+
+
+class SBNNModule(BaseModuleClass):
+    """Sparse bottleneck network: genes → 512 → 128 → bottleneck → 128 → 512 → targets.
+
+    ELU hidden layers, a linear bottleneck and a linear output head, Glorot-uniform
+    weights and zero biases, no dropout or normalisation (sBNN paper, Methods). The
+    first layer carries the group-lasso penalty (one group per input gene). After
+    :meth:`prune`, the first layer keeps only the rows of the selected genes and the
+    forward pass gathers only those input columns; the kept indices are the buffer
+    ``gene_index`` so that ``save``/``load`` rebuild the pruned shape.
+
+    Parameters
+    ----------
+    n_input
+        Number of input genes.
+    n_output
+        Number of targets (ephys features or proteins).
+    n_latent
+        Bottleneck width (2 for sBNN-2, 64 for sBNN-64).
+    n_hidden
+        Encoder hidden widths; the decoder mirrors them (512, 128 in the paper).
+    n_clusters
+        Width of the pre-training softmax head (K = 20 k-means clusters in the paper).
+    n_genes_decoder
+        Width of the gene-reconstruction ("autoencoder") head; 0 for none. It is
+        built at the number of genes kept after pruning.
+    seed
+        Seed of the weight initialisation.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_output: int,
+        *,
+        n_latent: int = 2,
+        n_hidden: tuple[int, int] = (512, 128),
+        n_clusters: int = 20,
+        n_genes_decoder: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        gen = torch.Generator().manual_seed(int(seed))
+        h1, h2 = n_hidden
+        self.n_input = n_input
+        self.n_latent = n_latent
+        self.first = _glorot(nn.Linear(n_input, h1), gen)
+        self.encoder_rest = _mlp([h1, h2, n_latent], gen, last_linear=True)
+        self.decoder = _mlp([n_latent, h2, h1], gen, last_linear=False)
+        self.head = _glorot(nn.Linear(h1, n_output), gen)
+        self.cluster_head = _glorot(nn.Linear(h1, n_clusters), gen)
+        self.register_buffer("gene_index", torch.arange(n_input))
+        self.register_buffer("pruned", torch.tensor(False))
+        self.gene_decoder = (
+            _mlp([n_latent, h2, h1, n_genes_decoder], gen, last_linear=True)
+            if n_genes_decoder
+            else None
+        )
+        self._gen = gen
+
+    # ----------------------------------------------------------------- structure
+    @torch.no_grad()
+    def weight_norms(self) -> torch.Tensor:
+        """L2 norm of each input gene's first-layer weights (``W1[g, :]``)."""
+        return self.first.weight.norm(dim=0)
+
+    @torch.no_grad()
+    def prune(self, keep: torch.Tensor) -> None:
+        """Keep only the input genes ``keep`` (indices into the current inputs)."""
+        keep = torch.as_tensor(keep, dtype=torch.long, device=self.first.weight.device)
+        new = nn.Linear(int(keep.numel()), self.first.out_features).to(self.first.weight.device)
+        new.weight.copy_(self.first.weight[:, keep])
+        new.bias.copy_(self.first.bias)
+        self.first = new
+        self.gene_index = self.gene_index[keep].clone()
+        self.pruned = torch.tensor(True, device=keep.device)
+
+    def reset_head(self, seed: int) -> None:
+        """Fresh Glorot-initialised regression head (after pre-training, paper Methods)."""
+        gen = torch.Generator().manual_seed(int(seed))
+        device = self.head.weight.device
+        self.head = _glorot(nn.Linear(self.head.in_features, self.head.out_features), gen).to(
+            device
+        )
+
+    def add_gene_decoder(self, n_genes: int, seed: int) -> None:
+        """Attach the bottleneck → selected-genes decoder (the paper's "autoencoder" head)."""
+        gen = torch.Generator().manual_seed(int(seed))
+        h1, h2 = self.first.out_features, self.encoder_rest[0].out_features
+        device = self.head.weight.device
+        self.gene_decoder = _mlp([self.n_latent, h2, h1, n_genes], gen, last_linear=True).to(device)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Rebuild the pruned first layer / gene decoder before loading their weights."""
+        idx = state_dict.get("gene_index")
+        if idx is not None and idx.numel() != self.gene_index.numel():
+            self.prune(torch.arange(idx.numel()))
+        if self.gene_decoder is None and any(k.startswith("gene_decoder.") for k in state_dict):
+            self.add_gene_decoder(state_dict["gene_decoder.4.weight"].shape[0], 0)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # ----------------------------------------------------------------- forward
+    def select_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Gather the kept genes' columns (all columns before pruning)."""
+        if bool(self.pruned) and x.shape[1] != self.first.in_features:
+            return x.index_select(1, self.gene_index)
+        return x
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Bottleneck representation of the (already gene-selected) input."""
+        return self.encoder_rest(F.elu(self.first(x)))
+
+    def forward_targets(self, x: torch.Tensor, *, classify: bool = False):
+        """Latent and the regression (or pre-training softmax-logit) output."""
+        z = self.encode(x)
+        h = self.decoder(z)
+        return z, (self.cluster_head(h) if classify else self.head(h))
+
+    def group_lasso(self) -> torch.Tensor:
+        r""":math:`\sum_g \lVert W_1[g, :]\rVert_2` over the input genes."""
+        return self.first.weight.norm(dim=0).sum()
+
+    # ------------------------------------------- scvi-tools BaseModuleClass API
+    def _get_inference_input(self, tensors):
+        return {"x": tensors["X"]}
+
+    @auto_move_data
+    def inference(self, x):
+        """Encode the kept genes into the bottleneck."""
+        return {"z": self.encode(self.select_input(x))}
+
+    def _get_generative_input(self, tensors, inference_outputs):
+        return {"z": inference_outputs["z"]}
+
+    @auto_move_data
+    def generative(self, z):
+        """Predict the targets (and the selected genes if the gene decoder exists)."""
+        out = {"y_hat": self.head(self.decoder(z))}
+        if self.gene_decoder is not None:
+            out["x_hat"] = self.gene_decoder(z)
+        return out
+
+    def loss(self, tensors, inference_outputs, generative_outputs, lasso: float = 0.0):
+        """MSE (mean over batch and outputs) plus ``lasso`` × group lasso."""
+        mse = F.mse_loss(generative_outputs["y_hat"], tensors["Y"])
+        pen = self.group_lasso()
+        return LossOutput(
+            loss=mse + lasso * pen,
+            n_obs_minibatch=tensors["Y"].shape[0],
+            extra_metrics={"mse": mse.detach(), "group_lasso": pen.detach()},
+        )
+
+    def sample(self, *args, **kwargs):
+        """Not defined: the sBNN is deterministic."""
+        raise NotImplementedError("The sBNN is deterministic; there is nothing to sample.")

@@ -1,0 +1,105 @@
+"""``mv.pl.coupled_latents``: the per-modality latents of a coupled autoencoder side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from mudata import MuData
+
+from .._validate import InputError, check_mudata
+from ._utils import finish, new_figure
+
+
+def _colors(mdata: MuData, color: str | None) -> tuple[np.ndarray, list[str]]:
+    if color is None:
+        return np.zeros(mdata.n_obs, int), []
+    if color not in mdata.obs:
+        raise InputError(f"`color={color!r}` is not an obs column; available: {list(mdata.obs)}.")
+    cat = pd.Categorical(mdata.obs[color].astype(str))
+    return cat.codes, list(cat.categories)
+
+
+def coupled_latents(
+    mdata: MuData,
+    *,
+    key: str = "cae",
+    modalities: Sequence[str] | None = None,
+    color: str | None = None,
+    dims: tuple[int, int] = (0, 1),
+    size: float = 6.0,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+):
+    """Scatter each modality's latent (``mdata.obsm[f"X_{key}_{mod}"]``), one panel per modality.
+
+    Same axes limits in every panel, so aligned latents (λ > 0) look alike (Gala et al. 2019,
+    Fig. 2C). Cells without a modality are absent from its panel.
+
+    Parameters
+    ----------
+    mdata
+        MuData after :func:`multiviz.tl.coupled_autoencoder` (or :func:`multiviz.tl.cca`
+        with ``key="cca"``).
+    key
+        ``key_added`` of that run.
+    modalities
+        Panels to draw (default: all coupled modalities).
+    color
+        Categorical ``mdata.obs`` column to colour by (e.g. ``"rna_family"``).
+    dims
+        Latent dimensions on the x and y axes.
+    size
+        Marker size.
+    ax, figsize, show, save
+        Draw into ``ax`` (its area is split into panels), figure size, show, save to a path.
+
+    Returns
+    -------
+    The :class:`~matplotlib.figure.Figure`.
+    """
+    check_mudata(mdata)
+    if modalities is None:
+        modalities = [k[len(f"X_{key}_") :] for k in mdata.obsm if k.startswith(f"X_{key}_")]
+    if not modalities:
+        raise InputError(
+            f"No `mdata.obsm['X_{key}_<mod>']` found; run `mv.tl.coupled_autoencoder` first."
+        )
+    zs = []
+    for mod in modalities:
+        name = f"X_{key}_{mod}"
+        if name not in mdata.obsm:
+            raise InputError(f"`mdata.obsm[{name!r}]` is missing.")
+        z = np.asarray(mdata.obsm[name], dtype=float)
+        if max(dims) >= z.shape[1]:
+            raise InputError(f"`dims={dims}` exceeds the {z.shape[1]} latent dimensions.")
+        zs.append(z[:, list(dims)])
+    codes, cats = _colors(mdata, color)
+    allz = np.concatenate(zs)
+    allz = allz[np.isfinite(allz).all(1)]
+    lo, hi = allz.min(0), allz.max(0)
+    pad = 0.05 * (hi - lo)
+    fig, spec = new_figure(ax, figsize or (3.6 * len(modalities) + (1.6 if cats else 0), 3.6))
+    grid = spec.subgridspec(1, len(modalities))
+    cmap = colormaps["tab20"]
+    for i, (mod, z) in enumerate(zip(modalities, zs)):
+        a = fig.add_subplot(grid[0, i])
+        ok = np.isfinite(z).all(1)
+        a.scatter(z[ok, 0], z[ok, 1], c=cmap(codes[ok] % 20), s=size, linewidths=0)
+        a.set(
+            xlim=(lo[0] - pad[0], hi[0] + pad[0]),
+            ylim=(lo[1] - pad[1], hi[1] + pad[1]),
+            title=f"{key}: {mod} ({int(ok.sum())} cells)",
+            xlabel=f"z{dims[0] + 1}",
+            ylabel=f"z{dims[1] + 1}",
+        )
+    if cats:
+        handles = [a.scatter([], [], color=cmap(j % 20), s=20, label=c) for j, c in enumerate(cats)]
+        fig.legend(handles=handles, loc="outside right", fontsize="small", frameon=False)
+    return finish(fig, show=show, save=save)

@@ -1,0 +1,115 @@
+"""``mv.tl.cross_modal_predict``: decode one modality from another modality's latent."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from mudata import MuData
+
+from .. import _logging as logg
+from .._validate import InputError, check_mudata, get_modality
+from ..models.coupled._data import modality_rows
+from ..models.coupled._module import make_mlp
+
+__all__ = ["cross_modal_predict"]
+
+
+def _decoder_from_arrays(weights: dict, activation: str) -> torch.nn.Sequential:
+    """Rebuild a decoder MLP from the arrays stored by :func:`coupled_autoencoder`."""
+    idx = sorted({int(k.split("_")[0]) for k in weights})
+    sizes = [int(np.asarray(weights[f"{idx[0]}_weight"]).shape[1])]
+    sizes += [int(np.asarray(weights[f"{i}_weight"]).shape[0]) for i in idx]
+    net = make_mlp(sizes, activation)
+    state = {k.replace("_", ".", 1): torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def cross_modal_predict(
+    mdata: MuData,
+    *,
+    source: str = "ephys",
+    target: str = "rna",
+    key: str = "cae",
+    key_added: str | None = None,
+    batch_size: int = 4096,
+    copy: bool = False,
+) -> MuData | None:
+    """Predict ``target`` from the ``source`` latent with the target arm's decoder.
+
+    Gala et al. (NeurIPS 2019, Fig. 4): with coupled latents, the transcriptome of a cell can
+    be estimated from its electrophysiology (``source="ephys", target="rna"``) and vice
+    versa. Reads ``mdata.obsm[f"X_{key}_{source}"]`` and the decoder weights in
+    ``mdata.uns[key]["decoders"]`` written by :func:`multiviz.tl.coupled_autoencoder`.
+
+    Predictions are in the model's input space (e.g. z-scored log-expression after
+    :func:`multiviz.pp.prepare_paired`).
+
+    Parameters
+    ----------
+    mdata
+        MuData on which :func:`~multiviz.tl.coupled_autoencoder` was run.
+    source, target
+        Modality whose latent is decoded, and modality predicted (equal: within-modality
+        reconstruction).
+    key
+        ``key_added`` of the coupled autoencoder run.
+    key_added
+        Name of the result, default ``f"{key}_from_{source}"``. Written to
+        ``mdata[target].layers[key_added]`` for the cells of ``target`` (NaN rows for target
+        cells without ``source``); if some cells with ``source`` are absent from ``target``,
+        additionally to ``mdata.obsm[f"{key_added}_{target}"]`` (all cells of ``mdata``, NaN
+        rows where the cell lacks ``source``) so their predictions are kept too.
+    batch_size
+        Cells decoded at once.
+    copy
+        Return a modified copy instead of writing into ``mdata``.
+
+    Returns
+    -------
+    ``None``, or the modified copy when ``copy=True``.
+    """
+    check_mudata(mdata)
+    info = mdata.uns.get(key)
+    if not isinstance(info, dict) or "decoders" not in info or "params" not in info:
+        raise InputError(
+            f"`mdata.uns[{key!r}]` holds no coupled-autoencoder result; run "
+            f"`mv.tl.coupled_autoencoder(mdata, key_added={key!r})` first."
+        )
+    mods = [str(m) for m in np.asarray(info["params"]["modalities"]).tolist()]
+    for name, mod in (("source", source), ("target", target)):
+        if mod not in mods:
+            raise InputError(f"`{name}={mod!r}` is not one of the coupled modalities {mods}.")
+    get_modality(mdata, target, "target")
+    zkey = f"X_{key}_{source}"
+    if zkey not in mdata.obsm:
+        raise InputError(f"`mdata.obsm[{zkey!r}]` is missing; rerun `mv.tl.coupled_autoencoder`.")
+    z = np.asarray(mdata.obsm[zkey], dtype=np.float32)
+    activation = str(info["params"].get("activation", "relu"))
+    decoder = _decoder_from_arrays(info["decoders"][target], activation)
+    n_vars = mdata.mod[target].n_vars
+    if decoder[-1].out_features != n_vars:
+        raise InputError(
+            f"The stored decoder predicts {decoder[-1].out_features} features but "
+            f"`mdata[{target!r}]` has {n_vars}; rerun `mv.tl.coupled_autoencoder`."
+        )
+    has = ~np.isnan(z).any(axis=1)
+    full = np.full((mdata.n_obs, n_vars), np.nan, dtype=np.float32)
+    with logg.timed(f"predicting {target!r} from the {source!r} latent of {int(has.sum())} cells"):
+        zz = z[has]
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, zz.shape[0], batch_size):
+                parts.append(decoder(torch.as_tensor(zz[start : start + batch_size])).numpy())
+        if parts:
+            full[has] = np.concatenate(parts)
+    key_added = key_added or f"{key}_from_{source}"
+    rows = modality_rows(mdata, target)
+    in_target = rows >= 0
+    layer = np.empty((mdata.mod[target].n_obs, n_vars), dtype=np.float32)
+    layer[rows[in_target]] = full[in_target]
+    out = mdata.copy() if copy else mdata
+    out.mod[target].layers[key_added] = layer
+    if (has & ~in_target).any():
+        out.obsm[f"{key_added}_{target}"] = full
+    return out if copy else None

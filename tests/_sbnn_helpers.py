@@ -1,0 +1,58 @@
+"""Helpers shared by the sBNN / sRRR tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import multiviz as mv
+
+# a short schedule for tests that check plumbing, not the method's accuracy
+TINY = {
+    "pretrain_epochs": 2,
+    "frozen_epochs": 2,
+    "unfrozen_epochs": 2,
+    "no_pretrain_epochs": 3,
+    "pruned_epochs": 3,
+}
+
+
+def simulated(n_cells=400, n_genes=200, random_state=0):
+    m = mv.datasets.simulate_patchseq(n_cells=n_cells, n_genes=n_genes, random_state=random_state)
+    mv.pp.prepare_paired(m, x="rna", y="ephys", gene_selection="none")
+    return m
+
+
+def snapshot(m) -> dict:
+    """Everything a failed call must leave unchanged (keys and the data matrices)."""
+    snap = {"obsm": sorted(m.obsm), "uns": sorted(m.uns), "n_obs": m.n_obs}
+    for name, mod in m.mod.items():
+        snap[name] = (
+            sorted(mod.obsm),
+            list(mod.var.columns),
+            sorted(mod.layers),
+            sorted(mod.varm),
+            np.asarray(mod.X.toarray() if hasattr(mod.X, "toarray") else mod.X).copy(),
+        )
+    return snap
+
+
+def same(a: dict, b: dict) -> bool:
+    for k in a:
+        va, vb = a[k], b[k]
+        if isinstance(va, tuple):
+            if va[:4] != vb[:4] or not np.array_equal(va[4], vb[4], equal_nan=True):
+                return False
+        elif va != vb:
+            return False
+    return True
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small networks on a shared CPU: one intra-op thread avoids oversubscription."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
