@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import mudata as md
 import numpy as np
 import torch
+from _hardware import hardware
 from anndata import AnnData
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold
@@ -323,28 +322,9 @@ def main():
         "recon_r2": "sBNN-paper R^2 on test cells (z-scored by training stats); recon_r2_within/_cross = mean over rna and ephys",
         "total_seconds": time.perf_counter() - t_start,
     }
-    results["hardware"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": "cpu",
-        "gpu": "not available in this session",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-    }
+    results["hardware"] = hardware()
     OUT.write_text(json.dumps(results, indent=1))
     print("wrote", OUT)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 torch.set_num_threads(1)
 
 import mudata as md  # noqa: E402
+from _hardware import hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 from multiviz.linear._srrr import srrr_fit  # noqa: E402
@@ -61,27 +61,6 @@ MODELS = {
     "sbnn64": ("sbnn", {"bottleneck": 64, "n_genes": 25, "pretrain": True}),
     "sbnn2_no_pretrain": ("sbnn", {"bottleneck": 2, "n_genes": 25, "pretrain": False}),
 }
-
-
-def hardware() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores_visible": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": "cpu",
-        "gpu": "not available in this session",
-        "note": "2 CPU cores shared with other jobs during the run; timings are noisy upper bounds",
-    }
 
 
 def bare_loop(X, Y, *, bottleneck=2, n_genes=25, lasso=0.1, seed=0, batch=32, ep=(50, 50, 50, 100)):
@@ -225,7 +204,9 @@ def main():
         ),
         "schedule": sched
         or "paper (50 pretrain + 50 frozen + 50 unfrozen, prune to 25, 100 fine-tune; batch 32)",
-        "hardware": hardware(),
+        "hardware": hardware(
+            note="2 CPU cores shared with other jobs during the run; timings are noisy upper bounds"
+        ),
         "models": {},
     }
 

@@ -38,7 +38,7 @@ mv.tl.srrr(mdata, y="protein", rank=2, n_genes=25)
 mv.tl.sbnn(mdata, y="protein", bottleneck=2, n_genes=25, random_state=0)
 genes = mdata["rna"].var.loc[mdata["rna"].var["sbnn_selected"], "sbnn_weight_norm"].sort_values(ascending=False)
 print("sBNN genes:", genes.index.tolist())
-print("train R² sBNN:", round(float(mdata.uns["sbnn"]["r2"]), 3) if "r2" in mdata.uns["sbnn"] else mdata.uns["sbnn"].keys())
+print("train R² sBNN:", round(float(mdata.uns["sbnn"]["r2_train"]), 3))
 
 # %%
 mdata.obs["cd4_vs_cd8"] = np.where(

@@ -2,8 +2,10 @@
 
 from .coupled import CoupledAutoencoder
 from .sbnn import SBNN
+from .sivae import SIVAE
 
 __all__ = [
     "CoupledAutoencoder",
     "SBNN",
+    "SIVAE",
 ]

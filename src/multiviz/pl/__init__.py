@@ -4,6 +4,8 @@ from ._coupled_latents import coupled_latents
 from ._cross_modal import cross_modal
 from ._cv_r2 import cv_r2
 from ._latent_overlay import latent_overlay
+from ._loadings import loadings
+from ._network_similarity import network_similarity
 from ._selection_stability import selection_stability
 from ._training_history import training_history
 
@@ -12,6 +14,8 @@ __all__ = [
     "cross_modal",
     "cv_r2",
     "latent_overlay",
+    "loadings",
+    "network_similarity",
     "selection_stability",
     "training_history",
 ]
