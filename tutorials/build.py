@@ -17,6 +17,16 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def scrub(nb) -> None:
+    """Replace this machine's absolute paths in outputs by placeholders (``<repo>``, ``<python>``)."""
+    prefix = sys.prefix
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = output["text"].replace(prefix, "<python>").replace(str(REPO), "<repo>")
 
 
 def _cells(text: str):
@@ -49,11 +59,18 @@ def build(name: str, timeout: int = 1800) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+    scrub(nb)
     nbformat.write(nb, HERE / f"{name}.ipynb")
     print(f"{name}: executed in {time.perf_counter() - start:.0f}s")
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--scrub-only"]:
+        for path in sorted(HERE.glob("*.ipynb")):
+            notebook = nbformat.read(path, as_version=4)
+            scrub(notebook)
+            nbformat.write(notebook, path)
+        sys.exit(0)
     names = sys.argv[1:] or sorted(p.stem for p in (HERE / "src").glob("*.py"))
     for name in names:
         build(name)

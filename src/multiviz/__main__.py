@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
+        # the command line is ours: hide library notices that say nothing about the analysis
+        warnings.filterwarnings("ignore", category=FutureWarning, module="mudata")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         run_demo(data=args.data, out=args.out, random_state=args.random_state)
     return 0
 

@@ -13,13 +13,14 @@ import os
 import warnings
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import mudata as md
+warnings.filterwarnings("ignore")  # keep library notices out of the tutorial
+
+import matplotlib.pyplot as plt  # noqa: E402
+import mudata as md  # noqa: E402
 import numpy as np
 
 import multiviz as mv
 
-warnings.filterwarnings("ignore")
 plt.rcParams["figure.dpi"] = 70
 DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", Path.cwd().parent.parent / "shared" / "data"))
 mdata = md.read_h5mu(DATA / "m1_patchseq_scala2021.h5mu")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -22,7 +24,9 @@ def _internal_mudata(X: np.ndarray, Y: np.ndarray, genes, features) -> md.MuData
         np.asarray(Y, dtype=np.float32), var=pd.DataFrame(index=pd.Index(features, dtype=str))
     )
     tgt.obs_names = rna.obs_names
-    return md.MuData({"rna": rna, "y": tgt})
+    with warnings.catch_warnings():  # mudata 0.3 announces a future default of update()
+        warnings.simplefilter("ignore", FutureWarning)
+        return md.MuData({"rna": rna, "y": tgt})
 
 
 def fit_sbnn(

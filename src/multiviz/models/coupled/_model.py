@@ -61,7 +61,7 @@ class CoupledAutoencoder(BaseModelClass):
         A MuData with the modalities to couple (cells may be missing from some of them;
         NaN values are masked out of the reconstruction). Inputs should be standardised,
         e.g. by :func:`multiviz.pp.prepare_paired`. (Internally also a stack built by
-        :func:`~multiviz.models.coupled._data.stack_mudata`, as on ``load``.)
+        ``multiviz.models.coupled._data.stack_mudata``, as on ``load``.)
     modalities
         Names of the modalities, the transcriptomic one first.
     layers

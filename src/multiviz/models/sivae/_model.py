@@ -313,7 +313,7 @@ class SIVAE(UnsupervisedTrainingMixin, BaseModelClass):
             Lightning devices, e.g. ``accelerator="gpu"``; with ``strategy="ddp"`` in
             ``trainer_kwargs`` several processes train together.
         plan_kwargs
-            Extra :class:`~multiviz.models.sivae.SIVAETrainingPlan` arguments.
+            Extra ``SIVAETrainingPlan`` (``multiviz.models.sivae._plan``) arguments.
         datasplitter_kwargs
             Extra :class:`scvi.dataloaders.DataSplitter` arguments.
         **trainer_kwargs
