@@ -109,3 +109,32 @@ def test_training_history_from_uns_dict_with_unequal_lengths():
     plt.close(fig)
     with pytest.raises(InputError, match="must name an `uns` entry"):
         mv.pl.training_history(mdata, key="sbnn")
+
+
+def test_palettes_come_from_uns_and_hubs_are_labelled():
+    from anndata import AnnData
+    from matplotlib.colors import to_rgba
+
+    mdata = mv.datasets.simulate_patchseq(n_cells=60, n_genes=30, n_drivers=3, n_types=3)
+    mdata.uns["cell_type_colors"] = ["#ff0000", "#00ff00", "#0000ff"]
+    z = np.random.default_rng(0).normal(size=(mdata.n_obs, 3))
+    mdata.obsm["X_cae_rna"] = z
+    mdata.obsm["X_cae_ephys"] = z + 0.1
+    fig = mv.pl.coupled_latents(mdata, key="cae", modalities=["rna", "ephys"], color="cell_type")
+    codes = mdata.obs["cell_type"].cat.codes.to_numpy()
+    expected = np.array([to_rgba(c) for c in mdata.uns["cell_type_colors"]])[codes]
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_facecolors(), expected)
+    plt.close(fig)
+
+    genes = AnnData(np.zeros((2, 5), dtype=np.float32))
+    genes.var_names = ["g0", "g1", "hub", "g3", "g4"]
+    genes.varm["sivae_loadings"] = np.array([[3.0, 3], [2, 2], [0.1, 0.1], [1, 1], [0.5, 0]])
+    genes.var["sivae_centrality"] = [0.1, 0.2, 0.9, 0.3, 0.0]
+    genes.var["group"] = pd.Categorical(["a", "a", "b", "b", "b"])
+    genes.uns["group_colors"] = ["#123456", "#abcdef"]
+    ax = mv.pl.loadings(genes, color="group", label_top=1)
+    assert [t.get_text() for t in ax.texts] == [
+        "hub"
+    ]  # the most central gene, not the largest norm
+    assert to_rgba("#abcdef") == tuple(ax.collections[1].get_facecolors()[0])
+    plt.close(ax.figure)

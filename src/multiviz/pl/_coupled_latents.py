@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
 from mudata import MuData
 
 from .._validate import InputError, check_mudata
-from ._utils import finish, new_figure
+from ._utils import category_palette, finish, new_figure
 
 
 def _colors(mdata: MuData, color: str | None) -> tuple[np.ndarray, list[str]]:
@@ -20,8 +20,9 @@ def _colors(mdata: MuData, color: str | None) -> tuple[np.ndarray, list[str]]:
         return np.zeros(mdata.n_obs, int), []
     if color not in mdata.obs:
         raise InputError(f"`color={color!r}` is not an obs column; available: {list(mdata.obs)}.")
-    cat = pd.Categorical(mdata.obs[color].astype(str))
-    return cat.codes, list(cat.categories)
+    values = mdata.obs[color]
+    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
+    return np.asarray(cat.cat.codes), [str(c) for c in cat.cat.categories]
 
 
 def coupled_latents(
@@ -87,11 +88,13 @@ def coupled_latents(
     pad = 0.05 * (hi - lo)
     fig, spec = new_figure(ax, figsize or (3.6 * len(modalities) + (1.6 if cats else 0), 3.6))
     grid = spec.subgridspec(1, len(modalities))
-    cmap = colormaps["tab20"]
+    palette = category_palette(mdata.uns, color, cats) if cats else {}
+    # one colour per category code; code -1 (missing) and "no colour" map to the grey at the end
+    colors = np.array([to_rgba(palette[c]) for c in cats] + [to_rgba("0.3")])
     for i, (mod, z) in enumerate(zip(modalities, zs)):
         a = fig.add_subplot(grid[0, i])
         ok = np.isfinite(z).all(1)
-        a.scatter(z[ok, 0], z[ok, 1], c=cmap(codes[ok] % 20), s=size, linewidths=0)
+        a.scatter(z[ok, 0], z[ok, 1], c=colors[codes[ok]], s=size, linewidths=0)
         a.set(
             xlim=(lo[0] - pad[0], hi[0] + pad[0]),
             ylim=(lo[1] - pad[1], hi[1] + pad[1]),
@@ -100,6 +103,6 @@ def coupled_latents(
             ylabel=f"z{dims[1] + 1}",
         )
     if cats:
-        handles = [a.scatter([], [], color=cmap(j % 20), s=20, label=c) for j, c in enumerate(cats)]
+        handles = [a.scatter([], [], color=palette[c], s=20, label=c) for c in cats]
         fig.legend(handles=handles, loc="outside right", fontsize="small", frameon=False)
     return finish(fig, show=show, save=save)

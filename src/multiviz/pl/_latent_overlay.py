@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -13,7 +12,7 @@ from matplotlib.tri import Triangulation
 from mudata import MuData
 
 from .._validate import InputError, check_mudata
-from ._utils import finish, new_figure
+from ._utils import category_palette, finish, new_figure
 
 
 def masked_triangulation(
@@ -36,15 +35,6 @@ def masked_triangulation(
         max_edge = factor * float(np.median(edges))
     tri.set_mask(longest > max_edge)
     return tri
-
-
-def _category_colors(mdata: MuData, color: str, categories) -> dict:
-    key = f"{color}_colors"
-    colors = mdata.uns.get(key)
-    if colors is not None and len(colors) >= len(categories):
-        return dict(zip(categories, colors))
-    cmap = plt.get_cmap("tab20" if len(categories) > 10 else "tab10")
-    return {c: cmap(i % cmap.N) for i, c in enumerate(categories)}
 
 
 def _resolve_basis(mdata: MuData, basis: str) -> tuple[np.ndarray, str]:
@@ -188,7 +178,7 @@ def latent_overlay(
     main = fig.add_subplot(gs[:, nc_g])
     if color is not None:
         cats = mdata.obs[color].astype("category")
-        palette = _category_colors(mdata, color, list(cats.cat.categories))
+        palette = category_palette(mdata.uns, color, list(cats.cat.categories))
         for c in cats.cat.categories:
             sel = (cats == c).to_numpy()
             main.scatter(

@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 
 from multiviz._validate import InputError, check_anndata
 
-from ._utils import finish
+from ._utils import category_palette, finish
 
 __all__ = ["loadings"]
 
@@ -44,7 +44,8 @@ def loadings(
         A ``var`` column: categorical columns get one colour per category (legend),
         numeric ones a colour map (e.g. ``f"{key}_centrality"``).
     label_top
-        Name the genes with the largest loading norms.
+        Name this many hubs: the genes with the highest ``var[f"{key}_centrality"]``
+        (siVAE's degree centrality), or with the largest loading norms where it is absent.
     ax
         Axes to draw into (default: a new figure).
     show, save
@@ -82,10 +83,13 @@ def loadings(
             or values.dtype == object
             or values.dtype == bool
         ):
-            values = values.astype(str)
-            for cat in pd.unique(values):
+            values = values.astype("category")
+            palette = category_palette(adata.uns, color, list(values.cat.categories))
+            for cat in values.cat.categories:
                 mask = (values == cat).to_numpy()
-                ax.scatter(x[mask], y[mask], s=size, linewidths=0, label=cat)
+                ax.scatter(
+                    x[mask], y[mask], s=size, linewidths=0, label=str(cat), color=palette[cat]
+                )
             ax.legend(frameon=False, fontsize="small", markerscale=1.5, loc="best")
         else:
             sc = ax.scatter(
@@ -93,8 +97,9 @@ def loadings(
             )
             ax.figure.colorbar(sc, ax=ax, label=color)
     if label_top:
-        norms = np.hypot(x, y)
-        for i in np.argsort(-norms)[:label_top]:
+        centrality = adata.var.get(f"{key}_centrality")
+        score = np.hypot(x, y) if centrality is None else centrality.to_numpy(dtype=float)
+        for i in np.argsort(-score)[:label_top]:
             ax.annotate(adata.var_names[i], (x[i], y[i]), fontsize="x-small")
     ax.set_xlabel(f"siVAE loading {dims[0] + 1}")
     ax.set_ylabel(f"siVAE loading {dims[1] + 1}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -33,3 +34,15 @@ def finish(fig: Figure, *, show: bool | None, save: str | Path | None, return_fi
     if show:
         plt.show()
     return fig if return_fig else None
+
+
+def category_palette(uns: Mapping, key: str, categories: Sequence) -> dict:
+    """Colour per category: ``uns[f"{key}_colors"]`` when it covers them (scanpy's convention).
+
+    Otherwise ``tab10`` (≤ 10 categories) or ``tab20``, in category order.
+    """
+    colors = uns.get(f"{key}_colors")
+    if colors is not None and len(colors) >= len(categories):
+        return dict(zip(categories, colors))
+    cmap = plt.get_cmap("tab20" if len(categories) > 10 else "tab10")
+    return {c: cmap(i % cmap.N) for i, c in enumerate(categories)}
