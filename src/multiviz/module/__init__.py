@@ -1,1 +1,0 @@
-"""Pure torch modules (scvi-tools ``BaseModuleClass`` subclasses and building blocks)."""
