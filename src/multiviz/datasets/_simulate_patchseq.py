@@ -8,6 +8,7 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
+from .._mudata import quiet_update
 from .._validate import InputError, check_positive_int, check_random_state
 
 
@@ -133,7 +134,8 @@ def simulate_patchseq(
         obs=pd.DataFrame(index=obs_names),
         var=pd.DataFrame(index=[f"feature_{j}" for j in range(n_features)]),
     )
-    mdata = MuData({"rna": rna, "ephys": ephys_adata})
+    with quiet_update():
+        mdata = MuData({"rna": rna, "ephys": ephys_adata})
     mdata.obs["cell_type"] = types
     mdata.obsm["latent_truth"] = latent.astype(np.float32)
     mdata.uns["simulation"] = {

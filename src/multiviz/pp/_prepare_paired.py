@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -12,6 +11,7 @@ from mudata import MuData
 from scipy import sparse
 
 from .. import _logging as logg
+from .._mudata import quiet_update
 from .._validate import (
     InputError,
     check_counts,
@@ -35,11 +35,21 @@ def _auto_threshold(counts) -> float:
     return 30.0 if np.median(library) > _READS_VS_UMIS else 0.0
 
 
-def _update(mdata: MuData) -> None:
-    """``mdata.update()`` without mudata 0.3's FutureWarning about its future default."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        mdata.update()
+def median_depth_scale(
+    library: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Per-cell factors that bring each library to the median library size (sBNN recipe).
+
+    The median is taken over ``rows`` (e.g. the training cells of a fold), default all cells;
+    cells with an empty library get a factor of 0.
+
+    Returns
+    -------
+    The factors and the median library size.
+    """
+    library = np.asarray(library, dtype=np.float64).ravel()
+    median = float(np.median(library if rows is None else library[rows]))
+    return np.divide(median, library, out=np.zeros_like(library), where=library > 0), median
 
 
 def log2_scaled(counts, scale: np.ndarray):
@@ -186,9 +196,7 @@ def prepare_paired(
         selected = probe.var["highly_variable"].to_numpy()
 
     selected_counts = counts_kept[:, selected]
-    library = np.asarray(selected_counts.sum(axis=1), dtype=np.float64).ravel()
-    target_sum = float(np.median(library))
-    scale = np.divide(target_sum, library, out=np.zeros_like(library), where=library > 0)
+    scale, target_sum = median_depth_scale(selected_counts.sum(axis=1))
     genes_for_x = selected if subset else np.ones(rna.n_vars, dtype=bool)
     x_counts = counts_kept[:, genes_for_x]
     log2norm = log2_scaled(x_counts, scale)
@@ -209,7 +217,8 @@ def prepare_paired(
         dropped_cells = list(mdata.obs_names[~keep])
         for mod in mdata.mod.values():
             mod._inplace_subset_obs(mod.obs_names.isin(mdata.obs_names[keep]))
-        _update(mdata)
+        with quiet_update():
+            mdata.update()
     else:
         dropped_cells = []
     raw_counts = out_rna.layers[layer] if layer is not None else out_rna.X
@@ -228,7 +237,8 @@ def prepare_paired(
     out_y.var["log_transformed"] = log_mask
     out_y.var["zscore_mean"] = y_mean
     out_y.var["zscore_std"] = y_std
-    _update(mdata)
+    with quiet_update():
+        mdata.update()
     mdata.uns["prepare_paired"] = {
         "params": {
             "x": x,

@@ -81,7 +81,7 @@ def fold_arrays(mdata: MuData, train: np.ndarray, test: np.ndarray, *, x="rna", 
     never informs a fitted quantity.
     """
     from ..pp import apply_zscore, fit_zscore
-    from ..pp._prepare_paired import log2_scaled
+    from ..pp._prepare_paired import log2_scaled, median_depth_scale
 
     y, rna, target, mask = resolve_inputs(mdata, x, y, genes, None, None)
     if "counts" in rna.layers:
@@ -91,9 +91,7 @@ def fold_arrays(mdata: MuData, train: np.ndarray, test: np.ndarray, *, x="rna", 
             if "highly_variable" in rna.var
             else np.ones(rna.n_vars, bool)
         )
-        library = np.asarray(counts[:, lib_genes].sum(axis=1), dtype=np.float64).ravel()
-        median = float(np.median(library[train]))
-        scale = np.divide(median, library, out=np.zeros_like(library), where=library > 0)
+        scale, _ = median_depth_scale(counts[:, lib_genes].sum(axis=1), rows=train)
         expr = log2_scaled(counts[:, mask], scale)
     elif "log2norm" in rna.layers:
         expr = rna.layers["log2norm"][:, mask]

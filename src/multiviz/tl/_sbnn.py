@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -11,6 +9,7 @@ import pandas as pd
 import torch
 
 from .. import _logging as logg
+from .._mudata import quiet_update
 from .._validate import check_min_obs, check_option, check_random_state
 from ..metrics._r2 import r2_per_feature, r2_score
 from ._paired_data import PairedArrays, check_n_genes, full_arrays
@@ -24,8 +23,7 @@ def _internal_mudata(X: np.ndarray, Y: np.ndarray, genes, features) -> md.MuData
         np.asarray(Y, dtype=np.float32), var=pd.DataFrame(index=pd.Index(features, dtype=str))
     )
     tgt.obs_names = rna.obs_names
-    with warnings.catch_warnings():  # mudata 0.3 announces a future default of update()
-        warnings.simplefilter("ignore", FutureWarning)
+    with quiet_update():
         return md.MuData({"rna": rna, "y": tgt})
 
 
