@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets, metrics, models, pl, pp, tl
 from ._settings import settings
-from ._validate import InputError
+from ._validate import FitError, InputError
 
 try:
     __version__ = version("multiviz")
@@ -14,6 +14,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "FitError",
     "InputError",
     "datasets",
     "metrics",

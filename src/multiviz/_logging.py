@@ -45,9 +45,16 @@ def debug(msg: str, *args) -> None:
 
 @contextmanager
 def timed(what: str):
-    """Log ``what`` at the start and ``    finished (h:mm:ss)`` at the end, as scanpy does."""
+    """Log ``what`` at the start and ``    finished <what> (h:mm:ss)`` at the end, as scanpy does."""
+    from datetime import timedelta
+
     start = time.perf_counter()
     logger.info(what)
     yield
     elapsed = time.perf_counter() - start
-    logger.info("    finished %s (%.2fs)", what.split(" ")[0], elapsed)
+    shown = (
+        str(timedelta(seconds=round(elapsed)))
+        if elapsed >= 1
+        else f"0:00:00.{int(elapsed * 100):02d}"
+    )
+    logger.info("    finished %s (%s)", what.removeprefix("running "), shown)

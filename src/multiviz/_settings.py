@@ -1,4 +1,4 @@
-"""A minimal settings object: verbosity only (everything else is a function argument)."""
+"""Package settings: verbosity and the number of torch threads used during fits."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ class Settings:
     ----------
     verbosity
         0 errors, 1 warnings, 2 info (default), 3 debug. Messages go to the
-        ``multiviz`` logger, never the root logger.
+        ``multiviz`` logger, never the root logger. Progress bars show at 2 and above.
+    num_threads
+        Torch threads used for the duration of each fit and restored afterwards
+        (mirrors ``scvi.settings.num_threads``). ``None`` leaves torch's own setting.
+        Default 1: the models are small networks on minibatches, and on a shared
+        2-core machine one thread was fastest (see ``benchmarks/results/first_hour.json``).
     """
 
     def __init__(self) -> None:
         self._verbosity = 2
+        self._num_threads: int | None = 1
         set_verbosity(self._verbosity)
 
     @property
@@ -29,8 +35,21 @@ class Settings:
         set_verbosity(value)
         self._verbosity = value
 
+    @property
+    def num_threads(self) -> int | None:
+        """Torch threads during fits (``None``: leave torch's setting alone)."""
+        return self._num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"`num_threads` must be a positive integer or None, got {value!r}.")
+        self._num_threads = value
+
     def __repr__(self) -> str:
-        return f"multiviz.settings(verbosity={self._verbosity})"
+        return f"multiviz.settings(verbosity={self._verbosity}, num_threads={self._num_threads})"
 
 
 settings = Settings()

@@ -16,8 +16,18 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
+from ._validate_base import InputError
+
 __all__ = [
+    "FitError",
     "InputError",
+    "check_fit_finite",
+    "check_float",
+    "check_int",
+    "check_kwargs",
+    "check_no_nan_labels",
+    "check_unique_names",
+    "check_writable",
     "check_anndata",
     "check_counts",
     "check_finite",
@@ -34,10 +44,6 @@ __all__ = [
     "resolve_target",
     "resolve_var_mask",
 ]
-
-
-class InputError(ValueError):
-    """Bad input to a multiviz function; the message names the argument and the fix."""
 
 
 # -- containers ---------------------------------------------------------------------------
@@ -280,3 +286,15 @@ def resolve_var_mask(adata: AnnData, genes: Any, arg: str = "genes") -> np.ndarr
     if not mask.any():
         raise InputError(f"`{arg}` selects no genes.")
     return np.asarray(mask, dtype=bool)
+
+
+from ._validate_args import (  # noqa: E402  (re-exported: one import place for every check)
+    FitError,
+    check_fit_finite,
+    check_float,
+    check_int,
+    check_kwargs,
+    check_no_nan_labels,
+    check_unique_names,
+    check_writable,
+)

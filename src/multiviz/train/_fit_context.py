@@ -1,0 +1,164 @@
+"""One context around every fit: threads, quiet Lightning, Ctrl-C, and a start/finish line.
+
+Every ``mv.tl`` function and every model's ``train()`` runs its training inside
+:func:`fit_context`. Contexts nest; only the outermost one logs and changes settings.
+Nothing here reconfigures the user's logging or warnings beyond the duration of the fit:
+Lightning's and scvi-tools' own loggers are raised to ERROR and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from .. import _logging as logg
+from .._validate import FitError, InputError
+
+__all__ = ["TRAINING_VOCABULARY", "fit_context", "format_elapsed", "resolve_progress_bar"]
+
+TRAINING_VOCABULARY: tuple[str, ...] = (
+    "max_epochs",
+    "batch_size",
+    "accelerator",
+    "devices",
+    "enable_progress_bar",
+    "early_stopping",
+    "precision",
+    "strategy",
+)
+"""Training keywords every model's ``train()`` and every fitting ``mv.tl`` function accepts."""
+
+# Loggers that print banners ("GPU available", "TPU available", tips, "Seed set to",
+# "`Trainer.fit` stopped") or INFO lines during a fit.
+_NOISY_LOGGERS = (
+    "lightning",
+    "lightning.pytorch",
+    "lightning.fabric",
+    "pytorch_lightning",
+    "lightning_fabric",
+    "scvi",
+)
+# Warnings raised by Lightning/torch internals about settings the user cannot act on.
+_NOISY_WARNING_MODULES = (
+    r"(lightning|pytorch_lightning|lightning_fabric|scvi|torch\.utils\._pytree)"
+)
+
+_depth = 0
+
+
+def format_elapsed(seconds: float) -> str:
+    """``h:mm:ss`` as scanpy prints it (sub-second fits print ``0:00:00.42``)."""
+    if seconds < 1:
+        return f"0:00:00.{int(seconds * 100):02d}"
+    return str(timedelta(seconds=int(round(seconds))))
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        ip = shell.get_ipython()
+    except AttributeError:  # pragma: no cover - very old IPython
+        return False
+    return ip is not None and ip.__class__.__name__ == "ZMQInteractiveShell"
+
+
+def resolve_progress_bar(enable_progress_bar: bool | None) -> bool:
+    """Whether to show a progress bar.
+
+    ``None`` (the default of every fit) shows one when ``mv.settings.verbosity >= 2`` and
+    the output is a terminal or a notebook; ``True``/``False`` force it on/off.
+    """
+    if enable_progress_bar is None:
+        from .._settings import settings
+
+        interactive = _in_notebook() or bool(getattr(sys.stderr, "isatty", lambda: False)())
+        return settings.verbosity >= 2 and interactive
+    if not isinstance(enable_progress_bar, bool):
+        raise InputError(
+            f"`enable_progress_bar` must be True, False or None (follow "
+            f"`mv.settings.verbosity`), got {enable_progress_bar!r}."
+        )
+    return enable_progress_bar
+
+
+def _translate(exc: BaseException) -> BaseException | None:
+    """Map a Lightning exception to ours (None: re-raise unchanged)."""
+    name = type(exc).__name__
+    if name == "MisconfigurationException":
+        return InputError(f"Invalid training setting: {exc}")
+    if isinstance(exc, TypeError) and "unexpected keyword argument" in str(exc):
+        return InputError(
+            f"{exc}. Pass only the documented training arguments (see the function's docstring)."
+        )
+    if isinstance(exc, RuntimeError) and "svd" in str(exc).lower() and "converge" in str(exc):
+        return FitError(
+            f"The fit diverged ({exc}); lower the learning rate `lr`. Nothing was written."
+        )
+    return None
+
+
+@contextmanager
+def fit_context(what: str) -> Iterator[None]:
+    """Run a fit quietly and safely.
+
+    For its duration (outermost context only): torch uses ``mv.settings.num_threads``
+    threads; Lightning's and scvi-tools' loggers print only errors; their warnings and
+    torch's ``_pytree`` deprecation warnings are hidden. Lightning turns Ctrl-C into
+    ``SystemExit``; here it becomes :class:`KeyboardInterrupt` again, so a user's
+    ``except KeyboardInterrupt`` works. Lightning configuration errors become
+    :class:`~multiviz.InputError`. Logs ``running <what>`` and
+    ``    finished <what> (h:mm:ss)``.
+    """
+    global _depth
+    if _depth > 0:
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+        return
+
+    import torch
+
+    from .._settings import settings
+
+    old_threads = torch.get_num_threads()
+    if settings.num_threads is not None:
+        torch.set_num_threads(settings.num_threads)
+    old_levels = {}
+    for name in _NOISY_LOGGERS:
+        lg = logging.getLogger(name)
+        old_levels[name] = lg.level
+        lg.setLevel(logging.ERROR)
+    start = time.perf_counter()
+    logg.info("running %s", what)
+    _depth = 1
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=_NOISY_WARNING_MODULES)
+            warnings.filterwarnings("ignore", message=r".*_pytree.*")
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            try:
+                yield
+            except SystemExit as exc:  # Lightning's reaction to Ctrl-C
+                raise KeyboardInterrupt(f"{what} interrupted; nothing was written.") from exc
+            except (TypeError, RuntimeError, ValueError) as exc:
+                if isinstance(exc, InputError | FitError):
+                    raise
+                translated = _translate(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+    finally:
+        _depth = 0
+        torch.set_num_threads(old_threads)
+        for name, level in old_levels.items():
+            logging.getLogger(name).setLevel(level)
+    logg.info("    finished %s (%s)", what, format_elapsed(time.perf_counter() - start))
