@@ -1,5 +1,6 @@
 # Two set-up commands for a fresh machine with Python >= 3.11 and pip:
 #   make demo   -> creates .venv, installs torch + multiviz, runs the main analysis
+#                  (shipped PBMC CITE-seq cells + simulated Patch-seq; offline, ~75 s of CPU)
 #   make test   -> same bootstrap, then the test suite
 # GPU users: create .venv yourself and install your CUDA build of torch into it first
 # (`python -m venv .venv && .venv/bin/pip install torch ...` as pytorch.org says for your CUDA);

@@ -2,37 +2,11 @@
 
 import numpy as np
 import pytest
+from _objects import assert_unchanged, snapshot
 from anndata import AnnData
-from scipy import sparse
 
 import multiviz as mv
 from multiviz import InputError
-
-
-def _snapshot(mdata):
-    return {
-        "obs_names": list(mdata.obs_names),
-        "mods": {
-            name: (
-                list(ad.var_names),
-                ad.X.toarray().copy() if sparse.issparse(ad.X) else np.array(ad.X, copy=True),
-                sorted(ad.layers),
-                sorted(ad.var.columns),
-            )
-            for name, ad in mdata.mod.items()
-        },
-        "uns": sorted(mdata.uns),
-    }
-
-
-def _assert_unchanged(mdata, snap):
-    now = _snapshot(mdata)
-    assert now["obs_names"] == snap["obs_names"]
-    assert now["uns"] == snap["uns"]
-    for name, (var_names, X, layers, columns) in snap["mods"].items():
-        var_now, X_now, layers_now, columns_now = now["mods"][name]
-        assert var_now == var_names and layers_now == layers and columns_now == columns
-        np.testing.assert_array_equal(X_now, X)
 
 
 @pytest.fixture
@@ -41,10 +15,10 @@ def mdata():
 
 
 def _expect(mdata, match, **kwargs):
-    snap = _snapshot(mdata)
+    snap = snapshot(mdata)
     with pytest.raises(InputError, match=match):
         mv.pp.prepare_paired(mdata, **kwargs)
-    _assert_unchanged(mdata, snap)
+    assert_unchanged(mdata, snap)
 
 
 def test_missing_modality_lists_available(mdata):
@@ -66,7 +40,7 @@ def test_n_top_genes_larger_than_n_vars(mdata):
 
 
 def test_n_top_genes_not_positive(mdata):
-    _expect(mdata, r"`n_top_genes` must be a positive integer", n_top_genes=0)
+    _expect(mdata, r"`n_top_genes` must be at least 1, got 0", n_top_genes=0)
 
 
 def test_nan_targets_when_dropping_is_off(mdata):
@@ -99,10 +73,10 @@ def test_misaligned_cells(mdata):
     order = np.r_[1, 0, 2 : ephys.n_obs]
     mdata.mod["ephys"]._inplace_subset_obs(ephys.obs_names[order])
     mdata.update()
-    snap = _snapshot(mdata)
+    snap = snapshot(mdata)
     with pytest.raises(InputError, match=r"not aligned"):
         mv.pp.prepare_paired(mdata, n_top_genes=20)
-    _assert_unchanged(mdata, snap)
+    assert_unchanged(mdata, snap)
 
 
 def test_non_numeric_targets(mdata):
@@ -112,8 +86,10 @@ def test_non_numeric_targets(mdata):
 
 def test_anndata_instead_of_mudata(mdata):
     rna = mdata["rna"]
+    snap = snapshot(rna)
     with pytest.raises(InputError, match=r"`mdata` is an AnnData.*MuData"):
         mv.pp.prepare_paired(rna, n_top_genes=20)
+    assert_unchanged(rna, snap)
 
 
 def test_unknown_gene_selection(mdata):
@@ -125,12 +101,17 @@ def test_log_feature_not_present(mdata):
 
 
 def test_log_feature_not_positive(mdata):
-    _expect(mdata, r"strictly positive", n_top_genes=20, log_features=["feature_0"])
+    _expect(
+        mdata,
+        r"`log_features` must be strictly positive",
+        n_top_genes=20,
+        log_features=["feature_0"],
+    )
 
 
 def test_too_few_cells_after_dropping(mdata):
     mdata["ephys"].X[:-2, 0] = np.nan
-    _expect(mdata, r"has 2 cells, but at least 3 are needed", n_top_genes=20)
+    _expect(mdata, r"`mdata \(cells with complete `ephys` targets\)` has 2 cells", n_top_genes=20)
 
 
 def test_same_modality_twice(mdata):
@@ -147,7 +128,7 @@ def test_gene_list_with_unknown_genes():
 def test_read_paired_rejects_wrong_suffix(tmp_path):
     path = tmp_path / "x.h5ad"
     path.write_text("")
-    with pytest.raises(InputError, match=r"must be an .h5mu file"):
+    with pytest.raises(InputError, match=r"`path` must be an .h5mu file.*'x.h5ad'"):
         mv.datasets.read_paired(path)
 
 

@@ -64,3 +64,32 @@ def test_read_paired_and_m1(m1_path):
     mdata = mv.datasets.m1_patchseq(m1_path)
     assert mdata.shape[0] == 1213
     assert set(mdata.mod) == {"rna", "ephys"}
+
+
+def test_shipped_pbmc_cite_fixture():
+    from multiviz.datasets._pbmc import PBMC_ATTRIBUTION, pbmc10k_cite_200
+
+    a, b = pbmc10k_cite_200(), pbmc10k_cite_200()
+    assert a["rna"].shape == (200, 16727) and a["protein"].shape == (200, 14)
+    assert a["rna"].X.dtype == np.int32 and a["rna"].X.min() >= 0
+    assert list(a["protein"].var_names[:3]) == ["CD3_TotalSeqB", "CD4_TotalSeqB", "CD8a_TotalSeqB"]
+    assert "CC BY 4.0" in str(a.uns["provenance"]["sources"]["scvi_tools"]["licence"])
+    assert "CC BY 4.0" in PBMC_ATTRIBUTION and "BSD-3" in PBMC_ATTRIBUTION
+    a["protein"].X[0, 0] = -1.0  # each call returns an independent object
+    assert b["protein"].X[0, 0] >= 0
+
+
+def test_shipped_data_has_licence_readme():
+    from importlib.resources import files
+
+    readme = (files("multiviz.datasets") / "data" / "README.md").read_text()
+    assert "CC BY 4.0" in readme and "BSD-3-Clause" in readme and "10x Genomics" in readme
+    size = files("multiviz.datasets") / "data" / "pbmc_10k_protein_v3_200cells_fixture.h5mu"
+    assert size.stat().st_size < 2_500_000  # small enough for the wheel
+
+
+def test_m1_loader_refuses_other_files(pbmc10k_path):
+    import pytest
+
+    with pytest.raises(mv.InputError, match=r"y='ephys'` is not a modality"):
+        mv.datasets.m1_patchseq(pbmc10k_path)

@@ -21,6 +21,9 @@ from ._validate_base import InputError
 __all__ = [
     "FitError",
     "InputError",
+    "check_bool",
+    "check_pattern",
+    "check_str",
     "check_fit_finite",
     "check_float",
     "check_int",
@@ -290,11 +293,14 @@ def resolve_var_mask(adata: AnnData, genes: Any, arg: str = "genes") -> np.ndarr
 
 from ._validate_args import (  # noqa: E402  (re-exported: one import place for every check)
     FitError,
+    check_bool,
     check_fit_finite,
     check_float,
     check_int,
     check_kwargs,
     check_no_nan_labels,
+    check_pattern,
+    check_str,
     check_unique_names,
     check_writable,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,11 +22,14 @@ from ._validate_base import InputError
 
 __all__ = [
     "FitError",
+    "check_bool",
     "check_fit_finite",
     "check_float",
     "check_int",
     "check_kwargs",
     "check_no_nan_labels",
+    "check_pattern",
+    "check_str",
     "check_unique_names",
     "check_writable",
 ]
@@ -76,6 +80,35 @@ def check_float(
         op = "<" if high_open else "<="
         raise InputError(f"`{arg}` must be {op} {high:g}, got {value:g}.")
     return value
+
+
+def check_bool(value: Any, arg: str) -> bool:
+    """Require ``True`` or ``False`` (numpy bools accepted; 0/1 and strings rejected)."""
+    if not isinstance(value, bool | np.bool_):
+        raise InputError(f"`{arg}` must be True or False, got {value!r} ({type(value).__name__}).")
+    return bool(value)
+
+
+def check_str(value: Any, arg: str, *, optional: bool = False) -> str | None:
+    """Require a non-empty string (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        what = "a non-empty string" + (" or None" if optional else "")
+        raise InputError(f"`{arg}` must be {what}, got {value!r}.")
+    return value
+
+
+def check_pattern(value: Any, arg: str) -> re.Pattern | None:
+    """Compile a regular expression given as a string (``None`` passes through)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InputError(f"`{arg}` must be a regular expression (string) or None, got {value!r}.")
+    try:
+        return re.compile(value)
+    except re.error as err:
+        raise InputError(f"`{arg}={value!r}` is not a valid regular expression: {err}.") from None
 
 
 def check_kwargs(kwargs: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:

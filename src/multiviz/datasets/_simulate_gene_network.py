@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._validate import InputError, check_positive_int, check_random_state
+from .._validate import InputError, check_float, check_int, check_positive_int, check_random_state
 
 
 def simulate_gene_network(
@@ -49,13 +49,22 @@ def simulate_gene_network(
     (``"community_<k>"`` or ``"isolated"``), ``var["hub"]``, ``var["degree"]`` (edges of
     the true network), the adjacency matrix in ``varp["network"]`` and the parameters in
     ``uns["simulation"]``.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> adata = mv.datasets.simulate_gene_network(n_cells=1000, random_state=0)
+    >>> adata.shape, int(adata.var["hub"].sum())
+    ((1000, 300), 5)
     """
-    n_cells = check_positive_int(n_cells, "n_cells")
+    n_cells = check_int(n_cells, "n_cells", minimum=2)
     check_positive_int(n_communities, "n_communities")
-    if community_size < 2:
+    check_int(n_isolated, "n_isolated", minimum=0)
+    if check_int(community_size, "community_size") < 2:
         raise InputError(
             f"`community_size` must be at least 2 (a hub and a spoke), got {community_size}."
         )
+    check_float(rho, "rho")
     if not 0 < rho < 1:
         raise InputError(f"`rho` must lie in (0, 1), got {rho}.")
     rng = np.random.default_rng(check_random_state(random_state))

@@ -9,7 +9,13 @@ from mudata import MuData
 from scipy import sparse
 
 from .._mudata import quiet_update
-from .._validate import InputError, check_positive_int, check_random_state
+from .._validate import (
+    InputError,
+    check_float,
+    check_int,
+    check_positive_int,
+    check_random_state,
+)
 
 
 def _negative_binomial(rng: np.random.Generator, mean: np.ndarray, theta: float) -> np.ndarray:
@@ -59,7 +65,7 @@ def simulate_patchseq(
     n_types
         Cell types (``obs["cell_type"]``).
     n_latent
-        Dimension of the latent state behind the drivers.
+        Dimension of the latent state behind the drivers (at least 2: types sit on a circle).
     marker_fraction
         Fraction of non-driver genes with type-specific expression.
     theta
@@ -74,12 +80,25 @@ def simulate_patchseq(
     MuData with ``"rna"`` (raw counts, int32 CSR; ``var["driver"]``, ``var["marker"]``) and
     ``"ephys"`` (float32), ``obs["cell_type"]``, the true latent in ``obsm["latent_truth"]``
     and the parameters in ``uns["simulation"]``.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mdata = mv.datasets.simulate_patchseq(n_cells=500, n_genes=300, random_state=0)
+    >>> mdata["rna"].shape, mdata["ephys"].shape
+    ((500, 300), (500, 8))
+    >>> len(mdata.uns["simulation"]["drivers"])  # the planted ground truth
+    10
     """
-    n_cells = check_positive_int(n_cells, "n_cells")
-    n_genes = check_positive_int(n_genes, "n_genes")
+    n_cells = check_int(n_cells, "n_cells", minimum=4)
+    n_genes = check_int(n_genes, "n_genes", minimum=2)
     check_positive_int(n_features, "n_features")
     check_positive_int(n_types, "n_types")
+    n_latent = check_int(n_latent, "n_latent", minimum=2)
     n_drivers = check_positive_int(n_drivers, "n_drivers")
+    marker_fraction = check_float(marker_fraction, "marker_fraction", low=0, high=1)
+    theta = check_float(theta, "theta", low=0, low_open=True)
+    noise = check_float(noise, "noise", low=0)
     if n_drivers >= n_genes:
         raise InputError(f"`n_drivers={n_drivers}` must be smaller than `n_genes={n_genes}`.")
     rng = np.random.default_rng(check_random_state(random_state))

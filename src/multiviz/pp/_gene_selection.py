@@ -7,7 +7,17 @@ from anndata import AnnData
 from scipy import sparse
 
 from .. import _logging as logg
-from .._validate import check_counts, check_n_top, get_layer
+from .._validate import (
+    check_anndata,
+    check_bool,
+    check_counts,
+    check_float,
+    check_int,
+    check_n_top,
+    check_str,
+    check_writable,
+    get_layer,
+)
 
 
 def _detection_statistics(
@@ -33,7 +43,7 @@ def _detection_statistics(
         log_sum = log_counts.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_log = log_sum / n_detected
-    too_rare = n_detected < min_cells
+    too_rare = (n_detected < min_cells) | (n_detected == 0)
     zero_rate[too_rare] = np.nan
     mean_log[too_rare] = np.nan
     return zero_rate, mean_log
@@ -93,10 +103,31 @@ def detection_gene_selection(
 
     Returns
     -------
-    The boolean mask if ``inplace=False``, else None.
+    The boolean mask if ``inplace=False``, else None. ``var["detection_zero_rate"]`` is
+    the non-detection rate of every gene; ``var["detection_mean_log2"]`` is 0 for genes
+    that no cell detects (the mean over no cells is undefined; they are never selected).
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> rna = mv.datasets.simulate_patchseq(n_cells=300, n_genes=200)["rna"].copy()
+    >>> mv.pp.detection_gene_selection(rna, n_top_genes=50)
+    >>> int(rna.var["highly_variable"].sum())
+    50
     """
+    check_anndata(adata)
+    check_bool(inplace, "inplace")
+    if inplace:
+        check_writable(adata, "adata")
+    check_str(layer, "layer", optional=True)
+    check_str(key_added, "key_added")
+    check_float(threshold, "threshold", low=0)
+    check_int(min_cells, "min_cells", minimum=1)
+    check_float(decay, "decay", low=0, low_open=True)
+    check_float(y_offset, "y_offset", low=0, high=1, high_open=True)
+    check_int(max_iter, "max_iter")
     counts = get_layer(adata, layer)
-    check_counts(counts, "layer" if layer is not None else "adata.X")
+    check_counts(counts, f"adata.layers[{layer!r}]" if layer is not None else "adata.X")
     check_n_top(n_top_genes, adata.n_vars)
     zero_rate, mean_log = _detection_statistics(counts, threshold, min_cells)
     n_valid = int((~np.isnan(zero_rate)).sum())
@@ -129,7 +160,10 @@ def detection_gene_selection(
             )
     if not inplace:
         return selected
+    # finite values only in the user's object: the real rate for every gene, and 0 as the
+    # mean log count of genes detected nowhere (too-rare genes keep their real statistics)
+    zero_rate_all, mean_log_all = _detection_statistics(counts, threshold, 0)
     adata.var[key_added] = selected
-    adata.var["detection_zero_rate"] = zero_rate
-    adata.var["detection_mean_log2"] = mean_log
+    adata.var["detection_zero_rate"] = np.nan_to_num(zero_rate_all, nan=1.0)
+    adata.var["detection_mean_log2"] = np.nan_to_num(mean_log_all, nan=0.0)
     return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from .._validate import InputError, check_finite
+
 
 def fit_zscore(X) -> tuple[np.ndarray, np.ndarray]:
     """Column means and standard deviations (``ddof=0``) of ``X``.
@@ -20,7 +22,24 @@ def fit_zscore(X) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     ``(mean, std)``, two float64 arrays of length ``n_features``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import multiviz as mv
+    >>> mean, std = mv.pp.fit_zscore(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    >>> mean, std  # a constant column gets SD 1
+    (array([2., 5.]), array([1., 1.]))
     """
+    if not (sparse.issparse(X) or hasattr(X, "__array__")):
+        raise InputError(
+            f"`X` must be a matrix (numpy array or scipy sparse), got {type(X).__name__}."
+        )
+    if np.ndim(X) != 2 or X.shape[0] == 0:
+        raise InputError(
+            f"`X` must be a non-empty cells × features matrix, got shape {np.shape(X)}."
+        )
+    check_finite(X, "X")
     if sparse.issparse(X):
         X = sparse.csr_matrix(X, dtype=np.float64)
         mean = np.asarray(X.mean(axis=0)).ravel()
@@ -44,6 +63,28 @@ def apply_zscore(X, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         Cells × features matrix (dense or sparse).
     mean, std
         Column statistics from :func:`fit_zscore`, usually fitted on training cells only.
+
+    Returns
+    -------
+    The z-scored matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import multiviz as mv
+    >>> train, test = np.array([[1.0], [3.0]]), np.array([[4.0]])
+    >>> mv.pp.apply_zscore(test, *mv.pp.fit_zscore(train))  # test cells, training statistics
+    array([[2.]], dtype=float32)
     """
+    mean = np.asarray(mean, dtype=np.float64).ravel()
+    std = np.asarray(std, dtype=np.float64).ravel()
+    n_features = np.shape(X)[1] if np.ndim(X) == 2 else -1
+    if mean.shape != (n_features,) or std.shape != (n_features,):
+        raise InputError(
+            f"`mean` and `std` must have one value per column of `X` ({n_features}), got "
+            f"{mean.size} and {std.size}; fit them with `mv.pp.fit_zscore` on the same genes."
+        )
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std <= 0).any():
+        raise InputError("`std` must be finite and > 0 and `mean` finite (from `fit_zscore`).")
     dense = X.toarray() if sparse.issparse(X) else np.asarray(X)
     return ((dense - mean) / std).astype(np.float32)
