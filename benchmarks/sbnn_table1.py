@@ -64,21 +64,26 @@ MODELS = {
 
 
 def bare_loop(X, Y, *, bottleneck=2, n_genes=25, lasso=0.1, seed=0, batch=32, ep=(50, 50, 50, 100)):
-    """The same schedule as a plain PyTorch loop (same layers, batches, optimisers)."""
-    from sklearn.cluster import KMeans
+    """The same schedule as a plain PyTorch loop (same layers, batches, optimisers).
+
+    Same k-means labels (1000 restarts, clusters of >= 10 cells) and the same hand-over of
+    the last pre-training epoch as ``mv.tl.sbnn``.
+    """
     from torch import nn
     from torch.nn import functional as F
 
     from multiviz.models.sbnn import SBNNModule
+    from multiviz.models.sbnn._plan import pretrain_labels
 
     X, Y = torch.as_tensor(X), torch.as_tensor(Y)
     net = SBNNModule(X.shape[1], Y.shape[1], n_latent=bottleneck, seed=seed)
     gen = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(
-        KMeans(20, n_init=10, random_state=seed).fit(Y.numpy()).labels_, dtype=torch.long
-    )
-    perm = torch.randperm(X.shape[0], generator=gen)
-    n_val = int(round(0.4 * X.shape[0]))
+    lab = pretrain_labels(Y.numpy(), 20, seed)
+    n_classes = int(lab.max()) + 1
+    labels = torch.as_tensor(np.maximum(lab, 0), dtype=torch.long)
+    usable = torch.as_tensor(np.flatnonzero(lab >= 0), dtype=torch.long)
+    perm = usable[torch.randperm(usable.numel(), generator=gen)]
+    n_val = int(round(0.4 * perm.numel()))
     val, tr = perm[:n_val], perm[n_val:]
 
     def epoch(opt, rows, kind, lasso_w):
@@ -88,7 +93,7 @@ def bare_loop(X, Y, *, bottleneck=2, n_genes=25, lasso=0.1, seed=0, batch=32, ep
             xb = Xc.index_select(0, idx)
             if kind == "ce":
                 _, out = net.forward_targets(xb, classify=True)
-                loss = F.cross_entropy(out, labels[idx])
+                loss = F.cross_entropy(out[:, :n_classes], labels[idx])
             else:
                 _, out = net.forward_targets(xb)
                 loss = F.mse_loss(out, Y[idx])
@@ -105,14 +110,12 @@ def bare_loop(X, Y, *, bottleneck=2, n_genes=25, lasso=0.1, seed=0, batch=32, ep
 
     Xc = X
     allrows = torch.arange(X.shape[0])
-    opt, best = adam(1e-4), (np.inf, None)
+    opt = adam(1e-4)
     for _ in range(ep[0]):
         epoch(opt, tr, "ce", lasso)
-        with torch.no_grad():
-            ce = float(F.cross_entropy(net.forward_targets(X[val], classify=True)[1], labels[val]))
-        if ce < best[0]:
-            best = (ce, {k: v.clone() for k, v in net.state_dict().items()})
-    net.load_state_dict(best[1])
+        with torch.no_grad():  # the validation loss is computed (and logged) as mv.tl.sbnn does
+            logits = net.forward_targets(X[val], classify=True)[1][:, :n_classes]
+            float(F.cross_entropy(logits, labels[val]))
     net.head = nn.Linear(net.head.in_features, net.head.out_features)
     for name, p in net.named_parameters():
         p.requires_grad_(not name.startswith(("first.", "encoder_rest.0.")))

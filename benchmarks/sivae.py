@@ -81,7 +81,7 @@ def part_hubs(epochs: int) -> None:
             "community_purity": purity,
             "community_purity_k": 10,
             "mean_gene_r2": float(adata.var["sivae_centrality"].mean()),
-            "linear_r2": adata.uns["sivae"]["linear_r2"],
+            "r2_linear": adata.uns["sivae"]["r2_linear"],
             "n_cells": adata.n_obs,
             "n_genes": adata.n_vars,
             "n_latent": 64,

@@ -56,3 +56,46 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def deep_snapshot(m) -> dict:
+    """A deep copy of everything a MuData holds (matrices, layers, frames, uns)."""
+    import copy as _copy
+
+    out = {"obs": m.obs.copy(), "obsm": {k: _copy.deepcopy(v) for k, v in m.obsm.items()}}
+    out["uns"] = _copy.deepcopy(dict(m.uns))
+    for name, mod in m.mod.items():
+        out[name] = {
+            "X": mod.X.copy(),
+            "layers": {k: v.copy() for k, v in mod.layers.items()},
+            "obs": mod.obs.copy(),
+            "var": mod.var.copy(),
+            "obsm": {k: _copy.deepcopy(v) for k, v in mod.obsm.items()},
+            "varm": {k: _copy.deepcopy(v) for k, v in mod.varm.items()},
+            "uns": sorted(mod.uns),
+        }
+    return out
+
+
+def _equal(a, b) -> bool:
+    import pandas as pd
+    from scipy import sparse
+
+    if type(a) is not type(b):
+        return False
+    if sparse.issparse(a):
+        return a.shape == b.shape and (a != b).nnz == 0
+    if isinstance(a, pd.DataFrame | pd.Series):
+        return a.equals(b) and list(a.index) == list(b.index)
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def deep_same(a: dict, b: dict) -> bool:
+    """Whether two :func:`deep_snapshot` s are identical."""
+    return _equal(a, b)

@@ -11,7 +11,7 @@ import torch
 from multiviz import InputError
 from multiviz.models import CoupledAutoencoder
 from multiviz.models.coupled import msv
-from multiviz.models.coupled._data import stack_mudata
+from multiviz.models.coupled._data import dense_batch, stack_mudata
 
 torch.set_num_threads(1)
 
@@ -56,9 +56,14 @@ def test_stack_pads_and_masks(partial):
     assert stack.n_obs == mdata.n_obs == len(keep)
     np.testing.assert_array_equal(stack.obsm["presence"][:, 1], keep.astype(np.float32))
     ephys_cols = slice(30, 36)
-    assert np.all(stack.X[~keep, ephys_cols] == 0)
-    assert np.all(stack.layers["observed"][~keep, ephys_cols] == 0)
-    np.testing.assert_array_equal(stack.X[keep, ephys_cols], mdata["ephys"].X)
+    from scipy import sparse
+
+    assert sparse.issparse(stack.X)  # no dense padded copy of the cells
+    batch = {k: v.numpy() for k, v in dense_batch(stack).items()}
+    assert np.all(batch["X"][~keep, ephys_cols] == 0)
+    assert np.all(batch["observed"][~keep, ephys_cols] == 0)
+    assert np.all(batch["observed"][keep] == 1)
+    np.testing.assert_array_equal(batch["X"][keep, ephys_cols], mdata["ephys"].X)
 
 
 def test_unpaired_cells_never_enter_the_coupling(partial):
@@ -66,11 +71,7 @@ def test_unpaired_cells_never_enter_the_coupling(partial):
     model = _small(mdata, lam=1.0)
     stack = model.adata
     module = model.module.eval()  # eval: no dropout/noise, batch norm from running stats
-    batch = {
-        "X": torch.as_tensor(stack.X),
-        "observed": torch.as_tensor(stack.layers["observed"]),
-        "presence": torch.as_tensor(stack.obsm["presence"]),
-    }
+    batch = dense_batch(stack)
     _, _, out = module(batch)
     # equals the coupling of the paired rows alone, computed directly
     z = module.inference(batch["X"], batch["presence"])["z"]
@@ -113,19 +114,17 @@ def test_nan_values_are_masked():
     model = _small(mdata)
     stack = model.adata
     col = 30 + 2
-    assert stack.X[5, col] == 0 and stack.layers["observed"][5, col] == 0
+    dense = {k: v.numpy() for k, v in dense_batch(stack).items()}
+    assert dense["X"][5, col] == 0 and dense["observed"][5, col] == 0
+    assert dense["observed"][5].sum() == stack.n_vars - 1
     module = model.module.eval()
-    batch = {
-        "X": torch.as_tensor(stack.X),
-        "observed": torch.as_tensor(stack.layers["observed"]),
-        "presence": torch.as_tensor(stack.obsm["presence"]),
-    }
+    batch = dense_batch(stack)
     _, gen, out = module(batch)
     # the ephys reconstruction error ignores the masked entry: changing the decoder output there
     # does not matter, and the value equals a direct masked computation
     xh = gen["x_hat"][1].detach().numpy()
-    obs = stack.layers["observed"][:, 30:]
-    err = ((stack.X[:, 30:] - xh) ** 2 * obs).sum(1) / obs.sum(1)
+    obs = dense["observed"][:, 30:]
+    err = ((dense["X"][:, 30:] - xh) ** 2 * obs).sum(1) / obs.sum(1)
     assert float(out.extra_metrics["recon_1"]) == pytest.approx(err.mean(), rel=1e-5)
     model.train(max_epochs=1, steps_per_epoch=20, batch_size=64)
     assert np.isfinite(model.history["train_loss"].to_numpy(dtype=float)).all()
@@ -213,11 +212,7 @@ def test_cross_modal_terms_train_decoders_only(partial):
     model = _small(mdata, lam=0.0, cross_modal=True)
     stack = model.adata
     module = model.module.eval()
-    batch = {
-        "X": torch.as_tensor(stack.X),
-        "observed": torch.as_tensor(stack.layers["observed"]),
-        "presence": torch.as_tensor(stack.obsm["presence"]),
-    }
+    batch = dense_batch(stack)
     _, _, out = module(batch)
     cross = out.extra_metrics["cross_recon"]
     # direct: alpha_rna * MSE(rna | decoder_rna(z_ephys)) + alpha_ephys * MSE(ephys | decoder_ephys(z_rna))

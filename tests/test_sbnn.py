@@ -10,7 +10,7 @@ import multiviz as mv
 from multiviz import InputError
 from multiviz.metrics import r2_score
 from multiviz.models.sbnn import SBNNModule
-from multiviz.tl._paired_data import full_arrays
+from multiviz.tl._paired_data import fold_arrays, full_arrays
 from multiviz.tl._sbnn import fit_sbnn, sbnn_forward
 
 # The paper schedule (50 + 50 + 50 epochs, prune, 100 epochs, batch 32) with a 10x
@@ -40,7 +40,6 @@ def test_planted_drivers_recovered(fitted):
     assert len(selected) == 10
     assert len(drivers & selected) >= 9
     assert list(m.uns["sbnn"]["selected_genes"])[0] in drivers
-    assert m.uns["sbnn"]["r2_train"] > 0.8
 
 
 def test_group_lasso_shrinks_unselected_norms(fitted):
@@ -114,11 +113,17 @@ def test_same_seed_same_latent(sim):
     assert not np.allclose(sbnn_forward(a, data.X)[0], sbnn_forward(c, data.X)[0])
 
 
-def test_no_pretrain_schedule(sim):
-    data = full_arrays(sim)
-    model = fit_sbnn(data, n_genes=5, pretrain=False, **TINY)
+def test_no_pretrain_held_out(sim):
+    """Without pre-training (100 + prune + 100 epochs): planted drivers, held-out R²."""
+    perm = np.random.default_rng(1).permutation(sim.n_obs)
+    test, train = np.sort(perm[:100]), np.sort(perm[100:])
+    tr, te = fold_arrays(sim, train, test)
+    model = fit_sbnn(tr, n_genes=10, pretrain=False, gene_decoder_epochs=0, **FAST_LR)
     assert list(dict.fromkeys(model.phase_history_["phase"])) == ["lasso", "pruned"]
-    assert model.module.first.in_features == 5
+    drivers = set(sim["rna"].var_names[sim["rna"].var["driver"]])
+    assert len(drivers & set(model.selected_genes)) >= 8
+    _, pred = sbnn_forward(model, te.X)
+    assert r2_score(te.Y, pred) > 0.5
 
 
 def test_genes_restriction(sim):
@@ -127,7 +132,7 @@ def test_genes_restriction(sim):
     mv.tl.sbnn(m, n_genes=5, genes=allowed, gene_decoder_epochs=0, **TINY)
     sel = m["rna"].var_names[m["rna"].var["sbnn_selected"]]
     assert set(sel) <= set(allowed)
-    assert np.isnan(m["rna"].var["sbnn_weight_norm"].to_numpy()[50:]).all()
+    assert (m["rna"].var["sbnn_weight_norm"].to_numpy()[50:] == 0).all()
 
 
 def test_rna_to_protein(pbmc10k_path):
@@ -139,7 +144,9 @@ def test_rna_to_protein(pbmc10k_path):
     assert pred.shape == (m.n_obs, m["protein"].n_vars)
     assert m.uns["sbnn"]["params"]["y"] == "protein"
     assert m["rna"].var["sbnn_selected"].sum() == 25
-    assert m.uns["sbnn"]["r2_train"] > 0.3
+    # a training score, labelled as such, and finite everywhere
+    assert "r2" not in m.uns["sbnn"] and np.isfinite(m.uns["sbnn"]["r2_train"])
+    assert np.isfinite(pred).all()
 
 
 def test_bad_input_leaves_object_untouched(sim):

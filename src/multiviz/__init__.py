@@ -1,10 +1,15 @@
-"""multiviz: interpretable non-linear visualisation of paired single-cell data."""
+"""multiviz: interpretable non-linear visualisation of paired single-cell data.
+
+``import multiviz`` is cheap: the namespaces below are imported, but every function and
+model in them loads on first use, so torch, scvi-tools, Lightning and scikit-learn are
+imported only when a model is fitted or a metric that needs them is called.
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, metrics, models, pl, pp, tl
+from . import datasets, linear, metrics, models, pl, pp, tl, train
 from ._settings import settings
 from ._validate import FitError, InputError
 
@@ -17,11 +22,13 @@ __all__ = [
     "FitError",
     "InputError",
     "datasets",
+    "linear",
     "metrics",
     "models",
     "pl",
     "pp",
     "settings",
     "tl",
+    "train",
     "__version__",
 ]

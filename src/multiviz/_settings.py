@@ -17,7 +17,10 @@ class Settings:
         Torch threads used for the duration of each fit and restored afterwards
         (mirrors ``scvi.settings.num_threads``). ``None`` leaves torch's own setting.
         Default 1: the models are small networks on minibatches, and on a shared
-        2-core machine one thread was fastest (see ``benchmarks/results/first_hour.json``).
+        2-core machine one thread was by far the fastest: a default sBNN-2 fit on M1 took
+        266 s with one thread and had not finished after 3,600 s with torch's default of
+        two (load average ~20; ``benchmarks/results/first_hour.json``, ``threads``). An idle
+        many-core machine was not measured; set more threads there if they help.
     """
 
     def __init__(self) -> None:

@@ -19,19 +19,19 @@ import numpy as np
 
 import multiviz as mv
 
-plt.rcParams["figure.dpi"] = 70
+plt.rcParams["figure.dpi"] = 110
 DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", Path.cwd().parent.parent / "shared" / "data"))
 mdata = md.read_h5mu(DATA / "pbmc_10k_protein_v3_200cells_fixture.h5mu")
 mdata
 
 # %% [markdown]
-# ADT counts are heavy-tailed: take the log of every protein before z-scoring (`log_features`
-# needs positive values, so we add a pseudo-count first), and select 500 genes by the
-# detection-rate heuristic (threshold 0 for UMI counts, as in the paper).
+# ADT counts are heavy-tailed: for a protein modality `prepare_paired` applies the
+# centred log-ratio (CLR) per cell by default (zeros are fine), then z-scores; it selects 500
+# genes by the detection-rate heuristic (threshold 0 for UMI counts, as in the paper) after
+# leaving out mitochondrial genes and ERCC spike-ins as predictors.
 
 # %%
-mdata["protein"].X = np.asarray(mdata["protein"].X) + 1.0
-mv.pp.prepare_paired(mdata, y="protein", n_top_genes=500, log_features=list(mdata["protein"].var_names))
+mv.pp.prepare_paired(mdata, y="protein", n_top_genes=500)
 mdata
 
 # %%

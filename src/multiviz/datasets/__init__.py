@@ -12,6 +12,7 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "_pbmc": ["pbmc10k_cite_200"],
         "_read": ["m1_patchseq", "read_paired"],
         "_simulate_gene_network": ["simulate_gene_network"],
         "_simulate_patchseq": ["simulate_patchseq"],
@@ -19,6 +20,7 @@ __getattr__, __dir__, __all__ = attach(
 )
 
 if TYPE_CHECKING:
+    from ._pbmc import pbmc10k_cite_200
     from ._read import m1_patchseq, read_paired
     from ._simulate_gene_network import simulate_gene_network
     from ._simulate_patchseq import simulate_patchseq

@@ -6,23 +6,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError, check_mudata
-from ._utils import category_palette, finish, new_figure
+from ._utils import (
+    as_categories,
+    category_palette,
+    finish,
+    legend_outside,
+    new_figure,
+    scatter_categories,
+)
 
 
-def _colors(mdata: MuData, color: str | None) -> tuple[np.ndarray, list[str]]:
+def _labels(mdata: MuData, color: str | None) -> tuple[np.ndarray, list[str]]:
     if color is None:
-        return np.zeros(mdata.n_obs, int), []
+        return np.full(mdata.n_obs, "cells"), []
     if color not in mdata.obs:
         raise InputError(f"`color={color!r}` is not an obs column; available: {list(mdata.obs)}.")
-    values = mdata.obs[color]
-    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
-    return np.asarray(cat.cat.codes), [str(c) for c in cat.cat.categories]
+    return as_categories(mdata.obs[color])
 
 
 def coupled_latents(
@@ -37,7 +41,8 @@ def coupled_latents(
     figsize: tuple[float, float] | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
-):
+    return_fig: bool = False,
+) -> Figure | None:
     """Scatter each modality's latent (``mdata.obsm[f"X_{key}_{mod}"]``), one panel per modality.
 
     Same axes limits in every panel, so aligned latents (λ > 0) look alike (Gala et al. 2019,
@@ -53,17 +58,33 @@ def coupled_latents(
     modalities
         Panels to draw (default: all coupled modalities).
     color
-        Categorical ``mdata.obs`` column to colour by (e.g. ``"rna_family"``).
+        Categorical ``mdata.obs`` column to colour by (e.g. ``"rna_family"``); palette from
+        ``uns[f"{color}_colors"]``; missing values grey, labelled "NA".
     dims
         Latent dimensions on the x and y axes.
     size
         Marker size.
-    ax, figsize, show, save
-        Draw into ``ax`` (its area is split into panels), figure size, show, save to a path.
+    ax, figsize
+        Draw into ``ax`` (its area is split into panels); figure size.
+    show
+        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
+    save
+        Save the figure to this path (format from the suffix, ≥ 150 dpi).
+    return_fig
+        Return the Figure instead of showing it.
 
     Returns
     -------
-    The :class:`~matplotlib.figure.Figure`.
+    :class:`~matplotlib.figure.Figure` or ``None``
+        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mdata = mv.datasets.simulate_patchseq()
+    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    >>> mv.tl.cca(mdata, n_components=2)
+    >>> mv.pl.coupled_latents(mdata, key="cca", color="cell_type")
     """
     check_mudata(mdata)
     if modalities is None:
@@ -81,20 +102,21 @@ def coupled_latents(
         if max(dims) >= z.shape[1]:
             raise InputError(f"`dims={dims}` exceeds the {z.shape[1]} latent dimensions.")
         zs.append(z[:, list(dims)])
-    codes, cats = _colors(mdata, color)
+    labels, cats = _labels(mdata, color)
     allz = np.concatenate(zs)
     allz = allz[np.isfinite(allz).all(1)]
     lo, hi = allz.min(0), allz.max(0)
     pad = 0.05 * (hi - lo)
     fig, spec = new_figure(ax, figsize or (3.6 * len(modalities) + (1.6 if cats else 0), 3.6))
     grid = spec.subgridspec(1, len(modalities))
-    palette = category_palette(mdata.uns, color, cats) if cats else {}
-    # one colour per category code; code -1 (missing) and "no colour" map to the grey at the end
-    colors = np.array([to_rgba(palette[c]) for c in cats] + [to_rgba("0.3")])
+    palette = category_palette(mdata.uns, color, cats) if cats else {"cells": "0.3"}
+    handles: dict[str, object] = {}
     for i, (mod, z) in enumerate(zip(modalities, zs)):
         a = fig.add_subplot(grid[0, i])
         ok = np.isfinite(z).all(1)
-        a.scatter(z[ok, 0], z[ok, 1], c=colors[codes[ok]], s=size, linewidths=0)
+        present = [c for c in (cats or ["cells"]) if (labels[ok] == c).any()]
+        drawn = scatter_categories(a, z[ok], labels[ok], present, palette, size=size)
+        handles.update(dict(zip(present, drawn)))
         a.set(
             xlim=(lo[0] - pad[0], hi[0] + pad[0]),
             ylim=(lo[1] - pad[1], hi[1] + pad[1]),
@@ -103,6 +125,5 @@ def coupled_latents(
             ylabel=f"z{dims[1] + 1}",
         )
     if cats:
-        handles = [a.scatter([], [], color=palette[c], s=20, label=c) for c in cats]
-        fig.legend(handles=handles, loc="outside right", fontsize="small", frameon=False)
-    return finish(fig, show=show, save=save)
+        legend_outside(fig, [handles[c] for c in cats if c in handles], title=color)
+    return finish(fig, show=show, save=save, return_fig=return_fig)

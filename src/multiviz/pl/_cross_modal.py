@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError, check_mudata, get_modality
@@ -25,7 +26,8 @@ def cross_modal(
     figsize: tuple[float, float] | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
-):
+    return_fig: bool = False,
+) -> Figure | None:
     """Observed against predicted values of ``target`` features (Gala et al. 2019, Fig. 4A-B).
 
     Reads ``mdata[target].layers[f"{key}_from_{source}"]`` written by
@@ -44,12 +46,28 @@ def cross_modal(
         Feature names, or a number: that many features with the best prediction correlation.
     layer
         Observed values (default ``.X``, the model's input space).
-    ax, figsize, show, save
-        Draw into ``ax`` (its area is split into panels), figure size, show, save to a path.
+    ax, figsize
+        Draw into ``ax`` (its area is split into panels); figure size.
+    show
+        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
+    save
+        Save the figure to this path (format from the suffix, ≥ 150 dpi).
+    return_fig
+        Return the Figure instead of showing it.
 
     Returns
     -------
-    The :class:`~matplotlib.figure.Figure`.
+    :class:`~matplotlib.figure.Figure` or ``None``
+        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mdata = mv.datasets.simulate_patchseq()
+    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    >>> mv.tl.coupled_autoencoder(mdata)
+    >>> mv.tl.cross_modal_predict(mdata, source="ephys", target="rna")
+    >>> mv.pl.cross_modal(mdata, source="ephys", target="rna", features=6)
     """
     check_mudata(mdata)
     adata = get_modality(mdata, target, "target")
@@ -94,4 +112,4 @@ def cross_modal(
             xlabel="observed",
             ylabel=f"from {source}",
         )
-    return finish(fig, show=show, save=save)
+    return finish(fig, show=show, save=save, return_fig=return_fig)

@@ -9,10 +9,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError
-from ._utils import finish
+from ._utils import finish, own
 
 _COLUMNS = {"method", "params", "fold", "feature", "r2"}
 
@@ -66,7 +67,8 @@ def cv_r2(
     figsize: tuple[float, float] | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
-):
+    return_fig: bool = False,
+) -> Figure | None:
     """Cross-validated R² of several models, per feature, mean ± SD over folds.
 
     Each model is a column of points per feature (mean over folds with an SD bar); its
@@ -90,13 +92,25 @@ def cv_r2(
     figsize
         Figure size when a new figure is made.
     show
-        Show the figure (``plt.show``).
+        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
     save
-        Save the figure to this path.
+        Save the figure to this path (format from the suffix, ≥ 150 dpi).
+    return_fig
+        Return the Figure instead of showing it.
 
     Returns
     -------
-    The Figure.
+    :class:`~matplotlib.figure.Figure` or ``None``
+        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mdata = mv.datasets.simulate_patchseq()
+    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    >>> mv.tl.cross_validate(mdata, "srrr", n_folds=5, rank=2, n_genes=20)
+    >>> mv.tl.cross_validate(mdata, "sbnn", n_folds=5, bottleneck=2)  # ~1 min per fold on a CPU
+    >>> mv.pl.cv_r2(mdata, labels={"srrr (n_genes=20, rank=2)": "sRRR-2"})
     """
     df = _collect(data, key).copy()
     df["model"] = _model_labels(df, labels)
@@ -111,6 +125,7 @@ def cv_r2(
         fig, ax = plt.subplots(
             figsize=figsize or (max(6.0, 0.45 * len(features) + 2), 4), layout="constrained"
         )
+        own(fig)
     else:
         fig = ax.figure
     cmap = plt.get_cmap("tab10")
@@ -136,6 +151,6 @@ def cv_r2(
     ax.set_xticks(x, features, rotation=60, ha="right")
     ax.set_ylabel("cross-validated $R^2$")
     ax.axhline(0, color="0.6", lw=0.5)
-    ax.legend(frameon=False, fontsize="small")
+    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title("Test-fold $R^2$ per feature (mean ± SD); dashed: multivariate $R^2$")
-    return finish(fig, show=show, save=save)
+    return finish(fig, show=show, save=save, return_fig=return_fig)

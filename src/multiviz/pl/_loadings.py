@@ -5,15 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from multiviz._validate import InputError, check_anndata
 
-from ._utils import category_palette, finish
+from ._repel import repel_labels
+from ._utils import (
+    NA_COLOR,
+    NA_LABEL,
+    as_categories,
+    category_palette,
+    finish,
+    is_categorical,
+    legend_outside,
+    new_axes,
+    scatter_categories,
+)
 
 __all__ = ["loadings"]
 
@@ -28,8 +38,9 @@ def loadings(
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
+    return_fig: bool = False,
     size: float = 12,
-):
+) -> Figure | None:
     """Scatter of gene loadings (``varm[f"{key}_loadings"]``) on two dimensions.
 
     Parameters
@@ -41,21 +52,35 @@ def loadings(
     dims
         The two (0-based) loading dimensions to draw.
     color
-        A ``var`` column: categorical columns get one colour per category (legend),
-        numeric ones a colour map (e.g. ``f"{key}_centrality"``).
+        A ``var`` column: categorical columns get one colour per category (legend outside
+        the axes; missing values grey, labelled "NA"; palette from
+        ``uns[f"{color}_colors"]``), numeric ones a colour map (e.g. ``f"{key}_centrality"``).
     label_top
         Name this many hubs: the genes with the highest ``var[f"{key}_centrality"]``
         (siVAE's degree centrality), or with the largest loading norms where it is absent.
+        Labels are moved apart so that none overlap, with a line to their gene.
     ax
         Axes to draw into (default: a new figure).
-    show, save
-        Show the figure / save it to this path.
+    show
+        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
+    save
+        Save the figure to this path (format from the suffix, ≥ 150 dpi).
+    return_fig
+        Return the Figure instead of showing it.
     size
         Marker size.
 
     Returns
     -------
-    The Axes.
+    :class:`~matplotlib.figure.Figure` or ``None``
+        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> adata = mv.datasets.simulate_gene_network()
+    >>> mv.tl.sivae(adata)
+    >>> mv.pl.loadings(adata, color="sivae_centrality", label_top=15)
     """
     check_anndata(adata)
     name = f"{key}_loadings"
@@ -71,39 +96,34 @@ def loadings(
         raise InputError(f"`dims` must be two indices in [0, {v.shape[1] - 1}], got {dims!r}.")
     if color is not None and color not in adata.var:
         raise InputError(f"`color={color!r}` is not a var column (available: {list(adata.var)}).")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4), layout="constrained")
+    fig, ax = new_axes(ax, (4.5, 4))
     x, y = v[:, dims[0]], v[:, dims[1]]
     if color is None:
         ax.scatter(x, y, s=size, c="0.3", linewidths=0)
     else:
         values = adata.var[color]
-        if (
-            isinstance(values.dtype, pd.CategoricalDtype)
-            or values.dtype == object
-            or values.dtype == bool
-        ):
-            values = values.astype("category")
-            palette = category_palette(adata.uns, color, list(values.cat.categories))
-            for cat in values.cat.categories:
-                mask = (values == cat).to_numpy()
-                ax.scatter(
-                    x[mask], y[mask], s=size, linewidths=0, label=str(cat), color=palette[cat]
-                )
-            ax.legend(frameon=False, fontsize="small", markerscale=1.5, loc="best")
+        if is_categorical(values):
+            labels, cats = as_categories(values)
+            palette = category_palette(adata.uns, color, cats)
+            handles = scatter_categories(ax, v[:, dims], labels, cats, palette, size=size)
+            legend_outside(fig, handles, title=color)
         else:
+            vals = values.to_numpy(dtype=float)
+            missing = ~np.isfinite(vals)
+            if missing.any():
+                ax.scatter(x[missing], y[missing], s=size, c=NA_COLOR, linewidths=0, label=NA_LABEL)
             sc = ax.scatter(
-                x, y, s=size, c=values.to_numpy(dtype=float), cmap="viridis", linewidths=0
+                x[~missing], y[~missing], s=size, c=vals[~missing], cmap="viridis", linewidths=0
             )
             ax.figure.colorbar(sc, ax=ax, label=color)
     if label_top:
         centrality = adata.var.get(f"{key}_centrality")
         score = np.hypot(x, y) if centrality is None else centrality.to_numpy(dtype=float)
-        for i in np.argsort(-score)[:label_top]:
-            ax.annotate(adata.var_names[i], (x[i], y[i]), fontsize="x-small")
     ax.set_xlabel(f"siVAE loading {dims[0] + 1}")
     ax.set_ylabel(f"siVAE loading {dims[1] + 1}")
     ax.axhline(0, c="0.85", lw=0.5, zorder=0)
     ax.axvline(0, c="0.85", lw=0.5, zorder=0)
-    finish(ax.figure, show=show, save=save)
-    return ax
+    if label_top:
+        top = np.argsort(-np.nan_to_num(score, nan=-np.inf))[:label_top]
+        repel_labels(ax, x[top], y[top], [str(adata.var_names[i]) for i in top])
+    return finish(fig, show=show, save=save, return_fig=return_fig)

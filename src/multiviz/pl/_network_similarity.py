@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from multiviz._validate import InputError
 
-from ._utils import finish
+from ._utils import finish, new_axes
 
 __all__ = ["network_similarity"]
 
@@ -26,7 +26,8 @@ def network_similarity(
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
-):
+    return_fig: bool = False,
+) -> Figure | None:
     """First two kernel-PCA coordinates of :func:`multiviz.tl.network_similarity`.
 
     Parameters
@@ -43,12 +44,25 @@ def network_similarity(
         Write the sample names next to the points.
     ax
         Axes to draw into.
-    show, save
-        Show the figure / save it to this path.
+    show
+        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
+    save
+        Save the figure to this path (format from the suffix, ≥ 150 dpi).
+    return_fig
+        Return the Figure instead of showing it.
 
     Returns
     -------
-    The Axes.
+    :class:`~matplotlib.figure.Figure` or ``None``
+        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> adata = mv.datasets.simulate_gene_network()
+    >>> adata.obs["sample"] = [f"s{i % 4}" for i in range(adata.n_obs)]
+    >>> result = mv.tl.network_similarity(adata, groupby="sample")  # one siVAE per sample
+    >>> mv.pl.network_similarity(result)
     """
     if isinstance(result, AnnData):
         if key not in result.uns:
@@ -65,8 +79,7 @@ def network_similarity(
         )
     if emb.shape[1] < 2:
         emb = np.c_[emb, np.zeros(len(emb))]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4), layout="constrained")
+    fig, ax = new_axes(ax, (4.5, 4))
     if color is not None:
         values = pd.Series(color).reindex(names).to_numpy(dtype=float)
         sc = ax.scatter(emb[:, 0], emb[:, 1], c=values, cmap="viridis", s=40)
@@ -81,5 +94,4 @@ def network_similarity(
     ax.set_xlabel("kernel PC 1")
     ax.set_ylabel("kernel PC 2")
     ax.set_title("gene-network similarity (Weisfeiler-Lehman)")
-    finish(ax.figure, show=show, save=save)
-    return ax
+    return finish(fig, show=show, save=save, return_fig=return_fig)

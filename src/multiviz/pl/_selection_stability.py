@@ -7,11 +7,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError
 from ..metrics._stability import jaccard
-from ._utils import finish
+from ._utils import finish, own
 
 
 def selection_stability(
@@ -22,7 +23,8 @@ def selection_stability(
     figsize: tuple[float, float] = (9.0, 3.8),
     show: bool | None = None,
     save: str | Path | None = None,
-):
+    return_fig: bool = False,
+) -> Figure | None:
     """Selection counts and the Jaccard matrix of the gene sets of repeated fits.
 
     Left: how many genes were selected in exactly k of the n fits (k = 1 … n), as in the
@@ -41,13 +43,24 @@ def selection_stability(
     figsize
         Figure size when a new figure is made.
     show
-        Show the figure.
+        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
     save
-        Save the figure to this path.
+        Save the figure to this path (format from the suffix, ≥ 150 dpi).
+    return_fig
+        Return the Figure instead of showing it.
 
     Returns
     -------
-    The Figure.
+    :class:`~matplotlib.figure.Figure` or ``None``
+        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mdata = mv.datasets.simulate_patchseq()
+    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    >>> mv.tl.selection_stability(mdata, method="srrr", n_seeds=5, rank=2, n_genes=20)
+    >>> mv.pl.selection_stability(mdata, key="srrr")
     """
     stability_key = f"{key}_stability"
     if stability_key not in mdata.uns:
@@ -67,6 +80,7 @@ def selection_stability(
 
     if axs is None:
         fig, axs = plt.subplots(1, 2, figsize=figsize, layout="constrained")
+        own(fig)
     else:
         fig = axs[0].figure
     ax_counts, ax_matrix = axs
@@ -82,4 +96,4 @@ def selection_stability(
         f"Jaccard index, mean {off_diagonal.mean():.2f}" if n_fits > 1 else "Jaccard index"
     )
     fig.colorbar(image, ax=ax_matrix, shrink=0.8)
-    return finish(fig, show=show, save=save)
+    return finish(fig, show=show, save=save, return_fig=return_fig)

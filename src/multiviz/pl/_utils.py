@@ -1,13 +1,32 @@
-"""Shared plotting conventions: ``ax=`` to draw into, ``save=`` a path, ``show=``, ``return_fig``."""
+"""Shared plotting conventions, as in scanpy: ``ax=``, ``show=``, ``save=``, ``return_fig=``.
+
+* ``show=None`` shows the figure when matplotlib is interactive (Jupyter, IPython with a
+  GUI backend, ``plt.ion()``) and then returns ``None``, so a notebook displays each figure
+  once; in a script (non-interactive backend) nothing is shown and the Figure is returned.
+  A figure the caller passed in through ``ax=`` is never shown by ``show=None``: the caller
+  may still be drawing into it.
+* ``return_fig=True`` always returns the :class:`~matplotlib.figure.Figure` (and does not
+  show it), ``show=False`` likewise. The only return types are ``Figure`` and ``None``.
+* Categories with missing values are drawn in light grey and labelled ``"NA"``.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+
+NA_COLOR = "lightgray"
+NA_LABEL = "NA"
+SAVE_DPI = 150
 
 
 def new_figure(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, object]:
@@ -21,28 +40,185 @@ def new_figure(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, o
         spec = ax.get_subplotspec()
         ax.remove()
         return fig, spec
-    fig = plt.figure(figsize=figsize, layout="constrained")
+    fig = own(plt.figure(figsize=figsize, layout="constrained"))
     return fig, fig.add_gridspec(1, 1)[0]
 
 
-def finish(fig: Figure, *, show: bool | None, save: str | Path | None, return_fig: bool = True):
-    """Save (``save`` is a path; the format follows its suffix), show, return the Figure."""
+def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """``ax`` and its figure, or a new constrained-layout figure with one Axes."""
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return own(fig), ax
+
+
+def own(fig: Figure) -> Figure:
+    """Mark ``fig`` as made by ``mv.pl`` (shown by ``show=None``; a user's figure is not)."""
+    fig._multiviz_owned = True  # type: ignore[attr-defined]
+    return fig
+
+
+def is_interactive() -> bool:
+    """Whether a figure left open would be displayed: ``plt.isinteractive()`` or an inline backend."""
+    return plt.isinteractive() or "inline" in str(mpl.get_backend()).lower()
+
+
+def finish(
+    fig: Figure,
+    *,
+    show: bool | None,
+    save: str | Path | None,
+    return_fig: bool = False,
+) -> Figure | None:
+    """Save, show and return as scanpy does (see the module docstring).
+
+    ``save`` is a path; the format follows its suffix, at least 150 dpi.
+    """
     if save is not None:
         path = Path(save)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        fig.savefig(path, dpi=max(SAVE_DPI, fig.dpi), bbox_inches="tight")
+    if return_fig:
+        return fig
+    if show is None:  # a figure the caller passed in (``ax=``) is theirs to show
+        show = is_interactive() and getattr(fig, "_multiviz_owned", False)
     if show:
         plt.show()
-    return fig if return_fig else None
+        return None
+    return fig
 
 
-def category_palette(uns: Mapping, key: str, categories: Sequence) -> dict:
+def _default_colors(n: int) -> list[str]:
+    """``tab10`` (≤ 10), ``tab20`` (≤ 20), ``tab20`` + ``tab20b`` + ``tab20c`` (≤ 60), else a ramp."""
+    if n <= 10:
+        cmaps = ["tab10"]
+    elif n <= 20:
+        cmaps = ["tab20"]
+    elif n <= 60:
+        cmaps = ["tab20", "tab20b", "tab20c"]
+    else:
+        ramp = plt.get_cmap("nipy_spectral")
+        return [to_hex(ramp(x)) for x in np.linspace(0.03, 0.97, n)]
+    colors = [to_hex(c) for name in cmaps for c in plt.get_cmap(name).colors]
+    return colors[:n]
+
+
+def category_palette(uns: Mapping, key: str | None, categories: Sequence) -> dict:
     """Colour per category: ``uns[f"{key}_colors"]`` when it covers them (scanpy's convention).
 
-    Otherwise ``tab10`` (≤ 10 categories) or ``tab20``, in category order.
+    Otherwise ``tab10``/``tab20``/... in category order. :data:`NA_LABEL` is light grey.
     """
-    colors = uns.get(f"{key}_colors")
-    if colors is not None and len(colors) >= len(categories):
-        return dict(zip(categories, colors))
-    cmap = plt.get_cmap("tab20" if len(categories) > 10 else "tab10")
-    return {c: cmap(i % cmap.N) for i, c in enumerate(categories)}
+    cats = [c for c in categories if c != NA_LABEL]
+    colors = uns.get(f"{key}_colors") if key is not None else None
+    if colors is not None and len(colors) >= len(cats):
+        palette = dict(zip(cats, list(colors)))
+    else:
+        palette = dict(zip(cats, _default_colors(len(cats))))
+    palette[NA_LABEL] = NA_COLOR
+    return palette
+
+
+def as_categories(values: pd.Series | Sequence) -> tuple[np.ndarray, list[str]]:
+    """String labels per point (missing → ``"NA"``) and the category order (``"NA"`` last)."""
+    series = pd.Series(values)
+    cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
+    categories = [str(c) for c in cat.cat.categories]
+    labels = np.where(cat.isna().to_numpy(), NA_LABEL, cat.astype(str).to_numpy())
+    if (labels == NA_LABEL).any() and NA_LABEL not in categories:
+        categories.append(NA_LABEL)
+    present = set(labels)
+    return labels, [c for c in categories if c in present]
+
+
+def is_categorical(values: pd.Series) -> bool:
+    """Categorical, string, object or boolean values (coloured per category)."""
+    return isinstance(values.dtype, pd.CategoricalDtype) or values.dtype.kind in "OSUb"
+
+
+def scatter_categories(
+    ax: Axes,
+    xy: np.ndarray,
+    labels: np.ndarray,
+    categories: Sequence[str],
+    palette: Mapping[str, object],
+    *,
+    size: float,
+) -> list:
+    """One scatter per category (``"NA"`` first, underneath); legend handles in ``categories`` order.
+
+    Each scatter's label is its category (:func:`display_label` for names matplotlib
+    would hide, such as ``""`` or ``"_x"``).
+    """
+    handles = {}
+    order = [c for c in categories if c == NA_LABEL] + [c for c in categories if c != NA_LABEL]
+    for c in order:
+        sel = labels == c
+        handles[c] = ax.scatter(
+            xy[sel, 0],
+            xy[sel, 1],
+            s=size,
+            color=palette[c],
+            label=display_label(c),
+            linewidths=0,
+            zorder=1 if c == NA_LABEL else 2,
+        )
+    return [handles[c] for c in categories]
+
+
+def display_label(category: str) -> str:
+    """A legend label matplotlib shows: ``""`` → ``"(empty)"``, ``"_x"`` → ``" _x"``."""
+    if category == "":
+        return "(empty)"
+    return f" {category}" if category.startswith("_") else category
+
+
+def legend_outside(
+    fig: Figure, handles: list, title: str | None = None, labels: list[str] | None = None
+) -> None:
+    """A figure legend in the right margin (never over the data), in as many columns as needed.
+
+    Each column holds as many entries as fit the figure's height, so a legend of 77 cell
+    types becomes several columns beside the panels instead of running off the figure.
+
+    Outside the panels with a constrained layout (every figure ``mv.pl`` makes); in the
+    figure's upper right corner otherwise.
+    """
+    engine = fig.get_layout_engine()
+    constrained = engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine"
+    fig.legend(
+        handles=handles,
+        **({"labels": labels} if labels is not None else {}),
+        loc="outside right upper" if constrained else "upper right",
+        frameon=False,
+        fontsize="small",
+        markerscale=1.5,
+        ncols=math.ceil(len(handles) / legend_rows(fig.get_figheight())),
+        title=title,
+        title_fontsize="small",
+    )
+
+
+def legend_rows(height: float) -> int:
+    """Legend entries that fit one column of a figure ``height`` inches tall (small font)."""
+    return max(4, int((height * 72 - 30) / 12.5))
+
+
+def legend_on_data(ax: Axes, xy: np.ndarray, labels: np.ndarray, categories: Sequence[str]) -> None:
+    """Category names at the median of their points, with a white outline (scanpy's ``on data``)."""
+    from matplotlib import patheffects
+
+    effects = [patheffects.withStroke(linewidth=2, foreground="w")]
+    for c in categories:
+        if c == NA_LABEL:
+            continue
+        sel = labels == c
+        mx, my = np.median(xy[sel], axis=0)
+        ax.text(
+            mx,
+            my,
+            display_label(c),
+            fontsize="x-small",
+            ha="center",
+            va="center",
+            path_effects=effects,
+        )

@@ -7,7 +7,16 @@ import torch
 from mudata import MuData
 
 from .. import _logging as logg
-from .._validate import InputError, check_mudata, get_modality
+from .._validate import (
+    InputError,
+    check_bool,
+    check_fit_finite,
+    check_int,
+    check_mudata,
+    check_str,
+    check_writable,
+    get_modality,
+)
 from ..models.coupled._data import modality_rows
 from ..models.coupled._module import make_mlp
 
@@ -68,8 +77,20 @@ def cross_modal_predict(
     Returns
     -------
     ``None``, or the modified copy when ``copy=True``.
+
+    Examples
+    --------
+    >>> mv.tl.coupled_autoencoder(mdata, lam=1.0)
+    >>> mv.tl.cross_modal_predict(mdata, source="ephys", target="rna")
+    >>> mdata["rna"].layers["cae_from_ephys"]
     """
     check_mudata(mdata)
+    if not copy:
+        check_writable(mdata, "mdata")
+    key = check_str(key, "key")
+    key_added = check_str(key_added, "key_added", optional=True)
+    batch_size = check_int(batch_size, "batch_size")
+    copy = check_bool(copy, "copy")
     info = mdata.uns.get(key)
     if not isinstance(info, dict) or "decoders" not in info or "params" not in info:
         raise InputError(
@@ -103,6 +124,12 @@ def cross_modal_predict(
                 parts.append(decoder(torch.as_tensor(zz[start : start + batch_size])).numpy())
         if parts:
             full[has] = np.concatenate(parts)
+        check_fit_finite(
+            full[has],
+            model="coupled autoencoder decoder",
+            phase="prediction",
+            hint=f"Rerun `mv.tl.coupled_autoencoder(mdata, key_added={key!r})`",
+        )
     key_added = key_added or f"{key}_from_{source}"
     rows = modality_rows(mdata, target)
     in_target = rows >= 0

@@ -29,7 +29,15 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from multiviz import _logging as logg
-from multiviz._validate import InputError, check_option, check_positive_int, check_random_state
+from multiviz._validate import (
+    InputError,
+    check_fit_finite,
+    check_int,
+    check_option,
+    check_random_state,
+    check_str,
+    check_writable,
+)
 
 __all__ = ["decoder_attribution", "per_cell_attributions"]
 
@@ -226,15 +234,26 @@ def decoder_attribution(
     attribution matrix, unit norm; the sign is chosen so that ``U[:, d]`` agrees with the
     cell-averaged signed gradient - its absolute value for saliency). ``.attrs["seconds"]``
     holds the wall time, ``.attrs["n_cells"]`` the cells used.
+
+    Examples
+    --------
+    >>> model = mv.tl.sivae(adata, return_model=True)  # doctest: +SKIP
+    >>> u = mv.tl.decoder_attribution(adata, model=model, method="deeplift")  # doctest: +SKIP
     """
     adata, model = _get_model(adata_or_model, model)
     check_option(method, METHODS, "method")
     check_option(backend, ["vectorised", "captum"], "backend")
-    n_cells = check_positive_int(n_cells, "n_cells")
-    check_positive_int(n_steps, "n_steps")
+    n_cells = check_int(n_cells, "n_cells")
+    n_steps = check_int(n_steps, "n_steps")
+    batch_size = check_int(batch_size, "batch_size")
+    max_elements = check_int(max_elements, "max_elements")
+    key_added = check_str(key_added, "key_added", optional=True)
+    if adata is not None:
+        check_writable(adata, "adata_or_model")
     rng = np.random.default_rng(check_random_state(random_state))
     model._check_if_trained(warn=False)
     module = model.module
+    was_training = module.training
     module.eval()
     n_genes, k = module.n_input, module.n_latent
     n_obs = model.adata.n_obs
@@ -273,11 +292,18 @@ def decoder_attribution(
             if np.dot(comp, mean_grad[:, d]) < 0:
                 comp = -comp
             u[:, d] = comp
+    module.train(was_training)
     seconds = time.perf_counter() - start
     cols = [f"dim{i + 1}" for i in range(k)]
     out = pd.DataFrame(u, index=model.adata.var_names.copy(), columns=cols)
     out.attrs.update(
         {"seconds": seconds, "n_cells": int(n_use), "method": method, "backend": backend}
+    )
+    check_fit_finite(
+        u,
+        model="siVAE",
+        phase="decoder attribution",
+        hint="The model's weights are not finite; refit it",
     )
     if adata is not None:
         key = key_added or f"sivae_attribution_{method}"

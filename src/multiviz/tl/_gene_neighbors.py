@@ -9,7 +9,14 @@ from scipy import sparse
 from sklearn.neighbors import NearestNeighbors
 
 from multiviz import _logging as logg
-from multiviz._validate import InputError, check_anndata, check_positive_int
+from multiviz._validate import (
+    InputError,
+    check_anndata,
+    check_bool,
+    check_int,
+    check_str,
+    check_writable,
+)
 
 __all__ = ["gene_neighbors", "loadings_of"]
 
@@ -17,7 +24,7 @@ __all__ = ["gene_neighbors", "loadings_of"]
 def loadings_of(adata: AnnData, key: str) -> np.ndarray:
     """``adata.varm[f"{key}_loadings"]`` with a clear error when ``mv.tl.sivae`` has not run."""
     name = f"{key}_loadings"
-    if name not in adata.varm:
+    if not isinstance(key, str) or name not in adata.varm:
         raise InputError(
             f"`varm[{name!r}]` not found; run `mv.tl.sivae(adata, key_added={key!r})` first "
             f"(varm keys: {list(adata.varm)})."
@@ -60,9 +67,18 @@ def gene_neighbors(
     Tidy table with columns ``gene, neighbor, rank, distance`` (rank 1 = nearest). Writes
     ``varp[f"{key_added}_distances"]`` (sparse genes x genes, the k-NN distances) and
     ``uns[key_added]["params"]``.
+
+    Examples
+    --------
+    >>> mv.tl.sivae(adata, n_latent=64)  # doctest: +SKIP
+    >>> table = mv.tl.gene_neighbors(adata, n_neighbors=20)  # doctest: +SKIP
     """
     check_anndata(adata)
-    k = check_positive_int(n_neighbors, "n_neighbors")
+    k = check_int(n_neighbors, "n_neighbors")
+    key = check_str(key, "key")
+    key_added = check_str(key_added, "key_added", optional=True)
+    if not check_bool(copy, "copy"):
+        check_writable(adata, "adata")
     v = loadings_of(adata, key)
     if k >= adata.n_vars:
         raise InputError(

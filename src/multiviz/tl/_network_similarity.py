@@ -24,7 +24,16 @@ from sklearn.decomposition import KernelPCA
 from sklearn.neighbors import NearestNeighbors
 
 from multiviz import _logging as logg
-from multiviz._validate import InputError, check_anndata, check_option, check_positive_int
+from multiviz._validate import (
+    InputError,
+    check_anndata,
+    check_float,
+    check_int,
+    check_no_nan_labels,
+    check_option,
+    check_str,
+    check_writable,
+)
 
 from ._gene_neighbors import loadings_of
 
@@ -76,10 +85,11 @@ def _samples(data, groupby, key, sivae_kwargs) -> dict[str, AnnData]:
             raise InputError(
                 "With a single AnnData pass `groupby=` (an obs column naming the samples)."
             )
-        if groupby not in data.obs:
+        if not isinstance(groupby, str) or groupby not in data.obs:
             raise InputError(
                 f"`groupby={groupby!r}` is not an obs column (available: {list(data.obs)})."
             )
+        check_no_nan_labels(data.obs[groupby], f"groupby={groupby!r}")
         groups = data.obs[groupby].astype(str)
         samples = {g: data[(groups == g).to_numpy()].copy() for g in pd.unique(groups)}
     elif isinstance(data, Mapping):
@@ -155,14 +165,28 @@ def network_similarity(
     -------
     dict with ``kernel`` (samples x samples DataFrame, normalised WL kernel),
     ``embedding`` (samples x ``n_components`` DataFrame), ``n_edges`` (Series) and
-    ``params``.
+    ``params``. Cells with a missing ``groupby`` label are rejected (their count is
+    named), never turned into a sample of their own.
+
+    Examples
+    --------
+    >>> res = mv.tl.network_similarity(adata, groupby="donor")  # doctest: +SKIP
+    >>> mv.pl.network_similarity(res)  # doctest: +SKIP
     """
     check_option(graph, ["knn", "percentile"], "graph")
-    check_positive_int(n_neighbors, "n_neighbors")
-    check_positive_int(n_iter, "n_iter")
-    check_positive_int(n_components, "n_components")
-    if not 0 < float(percentile) < 100:
-        raise InputError(f"`percentile` must be in (0, 100), got {percentile!r}.")
+    n_neighbors = check_int(n_neighbors, "n_neighbors")
+    n_iter = check_int(n_iter, "n_iter")
+    n_components = check_int(n_components, "n_components")
+    percentile = check_float(
+        percentile, "percentile", low=0, high=100, low_open=True, high_open=True
+    )
+    key = check_str(key, "key")
+    key_added = check_str(key_added, "key_added")
+    check_str(node_labels, "node_labels")
+    if sivae_kwargs is not None and not isinstance(sivae_kwargs, Mapping):
+        raise InputError(f"`sivae_kwargs` must be a dict or None, got {sivae_kwargs!r}.")
+    if isinstance(adatas_or_adata, AnnData):
+        check_writable(adatas_or_adata, "adatas_or_adata")
     grakel = _grakel()
     samples = _samples(adatas_or_adata, groupby, key, sivae_kwargs)
     first = next(iter(samples.values()))

@@ -12,8 +12,10 @@ import pandas as pd
 from mudata import MuData
 from scipy import sparse
 
+from .. import _logging as logg
 from .._validate import (
     InputError,
+    _values,
     check_finite,
     check_mudata,
     check_paired,
@@ -26,7 +28,11 @@ from .._validate import (
 
 @dataclass
 class PairedArrays:
-    """Dense model inputs for one fit (genes already restricted by ``genes``)."""
+    """Dense model inputs for one fit (genes already restricted by ``genes``).
+
+    ``feature_mask`` marks the target features kept (``None``: all); constant features
+    are dropped by :func:`full_arrays` / :func:`fold_arrays` because their R² is undefined.
+    """
 
     X: np.ndarray
     Y: np.ndarray
@@ -35,6 +41,83 @@ class PairedArrays:
     feature_names: pd.Index
     x: str
     y: str
+    feature_mask: np.ndarray | None = None
+
+    def full_predictions(self, pred: np.ndarray) -> np.ndarray:
+        """Predictions for every target feature of the modality.
+
+        Dropped (constant) features are predicted exactly: they are 0 after z-scoring.
+        """
+        if self.feature_mask is None or self.feature_mask.all():
+            return pred
+        out = np.zeros((pred.shape[0], self.feature_mask.size), dtype=pred.dtype)
+        out[:, self.feature_mask] = pred
+        return out
+
+
+def varying_features(Y: np.ndarray, names, y: str) -> np.ndarray:
+    """Mask of target features that vary; warn naming the constant ones (R² undefined)."""
+    Y = np.asarray(Y)
+    keep = np.ptp(Y, axis=0) > 0 if Y.shape[0] else np.ones(Y.shape[1], bool)
+    if not keep.any():
+        raise InputError(
+            f"Every feature of `mdata[{y!r}]` is constant over these cells: there is nothing "
+            "to predict. Check the target modality `y`."
+        )
+    if not keep.all():
+        dropped = [str(n) for n in np.asarray(names)[~keep]]
+        logg.warning(
+            "%d constant target feature(s) of %r dropped (their R² is undefined; they are "
+            "predicted as their constant value): %s",
+            len(dropped),
+            y,
+            ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""),
+        )
+    return keep
+
+
+def check_prepared(mdata: MuData, x: str = "rna", y: str | None = None) -> None:
+    """Refuse unprocessed input: raw counts in ``x`` or targets that are not z-scored.
+
+    The sBNN and sRRR take z-scored log expression and z-scored targets (the paper's
+    preprocessing, :func:`multiviz.pp.prepare_paired`). Raw counts (non-negative integers)
+    let a handful of highly expressed genes (mitochondrial, *Actb*, spike-ins) dominate
+    and give meaningless scores, so they are an error. Targets count as z-scored when
+    every feature's mean is within ±1 and its SD within [0.2, 5] (a subset of prepared
+    cells passes).
+    """
+    y = resolve_target(mdata, y, "y")
+    rna, target = get_modality(mdata, x, "x"), mdata.mod[y]
+    hint = (
+        f"Run `mv.pp.prepare_paired(mdata, x={x!r}, y={y!r})` first: it normalises and "
+        "log-transforms the counts and z-scores genes and targets (the sBNN paper's recipe)."
+    )
+    X = rna.X
+    if X is not None:
+        vals = _values(X)
+        if (
+            vals.size
+            and vals.dtype.kind in "iub"
+            or (
+                vals.size
+                and vals.min() >= 0
+                and np.array_equal(vals, np.round(vals))
+                and vals.max() > 1
+            )
+        ):
+            raise InputError(f"`mdata[{x!r}].X` holds raw counts (non-negative integers). {hint}")
+    Y = np.asarray(_values(target.X) if not sparse.issparse(target.X) else target.X.toarray())
+    if Y.size and Y.shape[0] > 1:
+        Y = Y.astype(np.float64)
+        mean, sd = np.nanmean(Y, axis=0), np.nanstd(Y, axis=0)
+        varying = sd > 0
+        bad = varying & ((np.abs(mean) > 1) | (sd < 0.2) | (sd > 5))
+        if bad.any():
+            names = [str(n) for n in target.var_names[bad][:5]]
+            raise InputError(
+                f"`mdata[{y!r}].X` is not z-scored ({int(bad.sum())} features with a mean "
+                f"outside ±1 or an SD outside [0.2, 5], e.g. {names}). {hint}"
+            )
 
 
 def _dense(M) -> np.ndarray:
@@ -65,9 +148,14 @@ def full_arrays(
 ) -> PairedArrays:
     """The model inputs as stored (``X`` of each modality: z-scored after ``prepare_paired``)."""
     y, rna, target, mask = resolve_inputs(mdata, x, y, genes, layer, y_layer)
-    X = _dense(get_layer(rna, layer))[:, mask].astype(np.float32)
+    M = get_layer(rna, layer)
+    # select the genes first: only the kept genes are ever made dense
+    X = _dense(M if mask.all() else M[:, np.flatnonzero(mask)]).astype(np.float32)
     Y = _dense(get_layer(target, y_layer)).astype(np.float32)
-    return PairedArrays(X, Y, mask, rna.var_names[mask], target.var_names, x, y)
+    keep = varying_features(Y, target.var_names, y)
+    return PairedArrays(
+        X, Y[:, keep], mask, rna.var_names[mask], target.var_names[keep], x, y, keep
+    )
 
 
 def fold_arrays(mdata: MuData, train: np.ndarray, test: np.ndarray, *, x="rna", y=None, genes=None):
@@ -99,14 +187,22 @@ def fold_arrays(mdata: MuData, train: np.ndarray, test: np.ndarray, *, x="rna", 
         expr = rna.X[:, mask]
     expr = _dense(expr)
     targ = _dense(target.layers["unscaled"] if "unscaled" in target.layers else target.X)
+    keep = varying_features(targ[train], target.var_names, y)
+    targ = targ[:, keep]
     xm, xs = fit_zscore(expr[train])
     ym, ys = fit_zscore(targ[train])
-    names = (rna.var_names[mask], target.var_names)
+    names = (rna.var_names[mask], target.var_names[keep])
     tr = PairedArrays(
-        apply_zscore(expr[train], xm, xs), apply_zscore(targ[train], ym, ys), mask, *names, x, y
+        apply_zscore(expr[train], xm, xs),
+        apply_zscore(targ[train], ym, ys),
+        mask,
+        *names,
+        x,
+        y,
+        keep,
     )
     te = PairedArrays(
-        apply_zscore(expr[test], xm, xs), apply_zscore(targ[test], ym, ys), mask, *names, x, y
+        apply_zscore(expr[test], xm, xs), apply_zscore(targ[test], ym, ys), mask, *names, x, y, keep
     )
     return tr, te
 

@@ -1,20 +1,26 @@
-"""``mv.tl.selection_stability``: reproducibility of the selected gene set."""
+"""``mv.tl.selection_stability``: reproducibility of the selected gene set (and consensus)."""
 
 from __future__ import annotations
 
 import mudata as md
 import numpy as np
+import pandas as pd
 
 from .. import _logging as logg
 from .._validate import (
     InputError,
-    check_min_obs,
+    check_bool,
+    check_int,
     check_option,
-    check_positive_int,
     check_random_state,
+    check_unique_names,
+    check_writable,
 )
-from ..metrics._stability import mean_pairwise_jaccard, mean_pairwise_overlap, selection_frequency
-from ._cross_validate import _fit_predict, cv_folds
+from ..metrics._stability import mean_pairwise_jaccard, mean_pairwise_overlap
+from ._consensus import consensus_genes, consensus_ranking
+from ._cross_validate import cv_folds
+from ._cv_checks import min_training_cells, safe_first_call
+from ._ensemble_fits import check_model_kwargs, fit_sbnn_members, fit_srrr_member
 from ._paired_data import check_n_genes, fold_arrays, full_arrays, resolve_inputs
 
 
@@ -30,6 +36,9 @@ def selection_stability(
     genes=None,
     random_state: int = 0,
     key_added: str | None = None,
+    ensemble: bool = True,
+    consensus: bool = False,
+    enable_progress_bar: bool | None = None,
     **kwargs,
 ) -> dict:
     """Refit ``method`` several times and measure how stable its gene selection is.
@@ -38,88 +47,150 @@ def selection_stability(
     (the paper's Fig. 4: ten sBNN-2 runs on M1 shared 13 genes per pair on average, and
     two genes were always selected); ``over="folds"`` refits on the ``n_folds``
     cross-validation training sets (:func:`~multiviz.tl.cv_folds`; preprocessing
-    refitted per fold). sRRR is deterministic, so only ``over="folds"`` varies it.
+    refitted per fold); ``over="folds_seeds"`` on every fold with every seed
+    (``n_folds × n_seeds`` fits). sRRR is deterministic, so only the folds vary it.
+    sBNN fits train as one batched ensemble by default (see
+    :func:`~multiviz.tl.cross_validate`); ``ensemble=False`` trains them one by one.
+
+    With ``consensus=True`` (sBNN only) the ``n_genes`` genes selected most often
+    (ties: larger mean first-layer weight relative to each fit's cut) are kept and one
+    sBNN is refitted on all cells on exactly those genes with the paper's full schedule
+    (:func:`multiviz.tl.sbnn` with ``genes=`` those genes), so the reported genes no
+    longer depend on one seed or fold. This is the documented way to a consensus model.
 
     Parameters
     ----------
     mdata
-        Paired MuData.
+        Paired MuData after :func:`multiviz.pp.prepare_paired`.
     method
         ``"sbnn"`` or ``"srrr"``.
     n_seeds
-        Number of refits for ``over="seeds"`` (10 in the paper).
+        Number of seeds (10 in the paper; at least 2, Jaccard compares pairs).
     over
-        ``"seeds"`` or ``"folds"``.
+        ``"seeds"``, ``"folds"`` or ``"folds_seeds"``.
     n_folds
-        Folds for ``over="folds"``.
+        Folds for ``over="folds"``/``"folds_seeds"`` (at least 2).
     x, y, genes
         As in :func:`multiviz.tl.sbnn`.
     random_state
         First seed / the fold split seed.
     key_added
-        Prefix (default ``method``): writes ``mdata[x].var[f"{key_added}_selection_frequency"]``
-        and ``mdata.uns[f"{key_added}_stability"]``.
+        Prefix (default ``method``).
+    ensemble
+        Batched sBNN ensemble (default) or sequential fits.
+    consensus
+        Refit an sBNN on the most frequently selected genes (see above).
+    enable_progress_bar
+        Progress bar; ``None`` follows ``mv.settings.verbosity``.
     **kwargs
         Model parameters (see :func:`multiviz.tl.cross_validate`).
 
     Returns
     -------
-    Dict with ``gene_sets``, ``mean_jaccard``, ``mean_overlap`` (genes shared per pair)
-    and ``always_selected``; also stored in ``uns`` (gene sets as ``;``-joined strings).
+    Dict with ``gene_sets``, ``mean_jaccard``, ``mean_overlap`` (genes shared per pair),
+    ``always_selected`` and, with ``consensus``, ``consensus_genes``. Writes
+    ``mdata[x].var[f"{key_added}_selection_frequency"]`` (fraction of fits selecting each
+    gene; NaN outside ``genes``) and ``mdata.uns[f"{key_added}_stability"]``; with
+    ``consensus`` also everything :func:`multiviz.tl.sbnn` writes, under
+    ``key_added=f"{key_added}_consensus"``.
     """
     check_option(method, ("sbnn", "srrr"), "method")
-    check_option(over, ("seeds", "folds"), "over")
-    check_positive_int(n_seeds, "n_seeds")
+    check_option(over, ("seeds", "folds", "folds_seeds"), "over")
     random_state = check_random_state(random_state)
-    _, rna, _, mask = resolve_inputs(mdata, x, y, genes, None, None)
-    if kwargs.get("n_genes") is not None:
-        check_n_genes(kwargs["n_genes"], int(mask.sum()))
-    sets: list[list[str]] = []
-    if over == "seeds":
-        data = full_arrays(mdata, x=x, y=y, genes=genes)
-        for i in range(n_seeds):
-            params = dict(kwargs)
-            if method == "sbnn":
-                params["random_state"] = random_state + i
-            _, _, sel = _fit_predict(method, data, data, params)
-            sets.append([str(g) for g in sel])
-            logg.info("    %s seed %d: %s", method, random_state + i, ", ".join(sets[-1][:8]))
-    else:
-        if n_folds < 2:
-            raise InputError("`n_folds` must be at least 2.")
-        check_min_obs(mdata.n_obs, n_folds, "mdata", "cells (one per fold)")
-        fold_of = cv_folds(mdata.n_obs, n_folds, random_state)
-        for k in range(n_folds):
-            tr, te = fold_arrays(
-                mdata,
-                np.flatnonzero(fold_of != k),
-                np.flatnonzero(fold_of == k),
-                x=x,
-                y=y,
-                genes=genes,
-            )
-            params = dict(kwargs)
-            if method == "sbnn":
-                params.setdefault("random_state", random_state)
-            _, _, sel = _fit_predict(method, tr, te, params)
-            sets.append([str(g) for g in sel])
-    freq = selection_frequency(sets, [str(g) for g in rna.var_names])
-    always = [g for g in freq.index[freq.to_numpy() == 1.0]]
-    out = {
-        "gene_sets": sets,
-        "mean_jaccard": mean_pairwise_jaccard(sets),
-        "mean_overlap": mean_pairwise_overlap(sets),
-        "always_selected": always,
-    }
+    ensemble = check_bool(ensemble, "ensemble")
+    consensus = check_bool(consensus, "consensus")
+    if over != "folds":
+        n_seeds = check_int(n_seeds, "n_seeds", minimum=2 if over == "seeds" else 1)
+    if over != "seeds":
+        n_folds = check_int(n_folds, "n_folds", minimum=2)
+    if method == "srrr" and over != "folds":
+        raise InputError(
+            "sRRR is deterministic: refitting with other seeds gives the same genes. Use "
+            "`over='folds'`."
+        )
+    if consensus and method != "sbnn":
+        raise InputError("`consensus=True` refits an sBNN; use `method='sbnn'`.")
+    decoder_epochs = kwargs.pop("gene_decoder_epochs", None)  # the consensus refit's only
+    if decoder_epochs is not None and not consensus:
+        raise InputError("`gene_decoder_epochs` applies only to the `consensus=True` refit.")
+    check_model_kwargs(method, kwargs, "selection_stability")
+    y, rna, target, mask = resolve_inputs(mdata, x, y, genes, None, None)
+    check_writable(mdata, "mdata")
+    check_unique_names(mdata, "mdata")
+    safe_first_call(mdata, x, y)
+    n_genes = kwargs.get("n_genes", 25)
+    check_n_genes(n_genes, int(mask.sum()))
+    minimum, why = min_training_cells(method, kwargs)
+    fold_of = cv_folds(mdata.n_obs, n_folds, random_state) if over != "seeds" else None
+    n_train = mdata.n_obs
+    if fold_of is not None:
+        if mdata.n_obs < n_folds:
+            raise InputError(f"`mdata` has {mdata.n_obs} cells, fewer than `n_folds`={n_folds}.")
+        n_train -= int(np.bincount(fold_of).max())
+    if n_train < minimum:
+        raise InputError(
+            f"Each fit would have {n_train} training cells; {method} needs at least {minimum} "
+            f"({why})."
+        )
     key = key_added or method
-    rna.var[f"{key}_selection_frequency"] = freq.to_numpy()
+    from ..train import fit_context, resolve_progress_bar
+
+    progress = resolve_progress_bar(enable_progress_bar)
+    with fit_context(f"selection stability of {method} over {over}"):
+        trains, seeds = _member_data(
+            mdata, over, n_seeds, fold_of, random_state, x=x, y=y, genes=genes
+        )
+        if method == "srrr":
+            fits = [fit_srrr_member(tr, kwargs) for tr in trains]
+        else:
+            params = {k: v for k, v in kwargs.items() if k != "random_state"}
+            fits = fit_sbnn_members(trains, seeds, params, ensemble=ensemble, progress=progress)
+        sets = [f.genes for f in fits]
+        names = [str(g) for g in trains[0].gene_names]
+        norms = [pd.Series(f.weight_norms, index=names) for f in fits]
+        ranking = consensus_ranking(sets, names, norms)
+        out = {
+            "gene_sets": sets,
+            "mean_jaccard": mean_pairwise_jaccard(sets),
+            "mean_overlap": mean_pairwise_overlap(sets),
+            "always_selected": [g for g in ranking.index if ranking.loc[g, "frequency"] == 1.0],
+        }
+        if consensus:
+            out["consensus_genes"] = consensus_genes(ranking, n_genes)
+    # ---- everything computed; now write
+    freq = np.full(rna.n_vars, np.nan)
+    freq[np.flatnonzero(mask)] = ranking["frequency"].reindex(names).to_numpy()
+    if consensus:  # the last fit; mv.tl.sbnn writes nothing unless it succeeds
+        from ._sbnn import sbnn
+
+        refit = {k: v for k, v in kwargs.items() if k != "n_genes"}
+        if decoder_epochs is not None:
+            refit["gene_decoder_epochs"] = decoder_epochs
+        chosen = out["consensus_genes"]
+        sbnn(
+            mdata,
+            x=x,
+            y=y,
+            genes=list(chosen),
+            n_genes=len(chosen),
+            random_state=random_state,
+            key_added=f"{key}_consensus",
+            **refit,
+        )
+    rna.var[f"{key}_selection_frequency"] = freq
     mdata.uns[f"{key}_stability"] = {
         "over": over,
         "n_fits": len(sets),
+        "ensemble": bool(ensemble and method == "sbnn"),
         "mean_jaccard": out["mean_jaccard"],
         "mean_overlap": out["mean_overlap"],
-        "always_selected": np.asarray(always, dtype=object),
+        "always_selected": np.asarray(out["always_selected"], dtype=object),
         "gene_sets": np.asarray([";".join(s) for s in sets], dtype=object),
+        **(
+            {"consensus_genes": np.asarray(out["consensus_genes"], dtype=object)}
+            if consensus
+            else {}
+        ),
     }
     logg.info(
         "    %s stability over %d %s: mean Jaccard %.2f, %d genes always selected",
@@ -127,6 +198,23 @@ def selection_stability(
         len(sets),
         over,
         out["mean_jaccard"],
-        len(always),
+        len(out["always_selected"]),
     )
     return out
+
+
+def _member_data(mdata, over, n_seeds, fold_of, random_state, *, x, y, genes):
+    """Training arrays and seed of every member."""
+    if over == "seeds":
+        data = full_arrays(mdata, x=x, y=y, genes=genes)
+        return [data] * n_seeds, [random_state + i for i in range(n_seeds)]
+    n_folds = int(fold_of.max()) + 1
+    trains, seeds = [], []
+    for k in range(n_folds):
+        tr, _ = fold_arrays(
+            mdata, np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k), x=x, y=y, genes=genes
+        )
+        reps = 1 if over == "folds" else n_seeds
+        trains += [tr] * reps
+        seeds += [random_state + i for i in range(reps)]
+    return trains, seeds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Literal
 
@@ -11,18 +12,16 @@ import torch
 from anndata import AnnData
 
 from multiviz import _logging as logg
-from multiviz._validate import (
-    InputError,
-    check_anndata,
-    check_counts,
-    check_finite,
-    check_option,
-    check_positive_int,
-    check_random_state,
-    get_layer,
-)
+from multiviz._validate import InputError, check_fit_finite, check_kwargs
+from multiviz.models.sivae._model import DEFAULT_GAMMA, check_hidden
+
+from . import _sivae_checks as chk
+from ._sivae_report import _history, _pca_r2, _warn_if_not_better_than_pca
 
 __all__ = ["sivae"]
+
+#: Extra keyword arguments ``mv.tl.sivae`` passes to the Lightning trainer.
+EXTRA_TRAINER_KWARGS = ("callbacks",)
 
 
 def _is_global_zero() -> bool:
@@ -45,17 +44,25 @@ def _h5_safe(params: dict) -> dict:
 
 
 def _work_adata(adata: AnnData, layer: str | None, obs_keys: Sequence[str]) -> AnnData:
-    """A light AnnData over the same matrix, so setup never touches the user's object."""
-    x = get_layer(adata, layer, "layer")
+    """A light AnnData over the same matrix, registered as the user's object would be.
+
+    The modelled matrix sits where it sits in ``adata`` (``X`` or ``layers[layer]``), so
+    that ``SIVAE.load(path, adata=adata)`` registers the user's own object identically.
+    """
+    x = adata.layers[layer] if layer is not None else adata.X
     obs = adata.obs[list(obs_keys)].copy() if obs_keys else pd.DataFrame(index=adata.obs_names)
-    return AnnData(X=x, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+    var = pd.DataFrame(index=adata.var_names.copy())
+    if layer is None:
+        return AnnData(X=x, obs=obs, var=var)
+    return AnnData(obs=obs, var=var, layers={layer: x})
 
 
 def sivae(
     adata: AnnData,
     *,
     n_latent: int = 2,
-    gamma: float = 0.05,
+    gamma: float = DEFAULT_GAMMA,
+    interp_pretrain: bool = False,
     layer: str | None = None,
     likelihood: Literal["gaussian", "nb"] = "gaussian",
     linear: bool = False,
@@ -72,14 +79,20 @@ def sivae(
     feature_pretrain_epochs: int | None = None,
     batch_size: int = 128,
     lr: float = 1e-3,
+    weight_decay: float = 1e-6,
+    dropout_rate: float = 0.0,
     train_size: float = 0.9,
     accelerator: str = "auto",
     devices: int | list[int] | str = "auto",
+    enable_progress_bar: bool | None = None,
+    early_stopping: bool = False,
+    precision: str | int | None = None,
+    strategy: str | None = None,
     random_state: int = 0,
     key_added: str = "sivae",
     return_model: bool = False,
     copy: bool = False,
-    **trainer_kwargs,
+    **kwargs,
 ):
     """Fit siVAE and store its cell scores, gene loadings and gene centrality.
 
@@ -92,11 +105,18 @@ def sivae(
         Cells x genes. For ``likelihood="gaussian"`` the values should be centred and
         scaled per gene (paper Methods), e.g. z-scored log-normalised counts (such as
         ``mdata["rna"].X`` after ``mv.pp.prepare_paired``); for ``"nb"`` raw counts.
+        A view is accepted only with ``copy=True``.
     n_latent
         Size of the cell and gene embeddings: 2 for pictures, 64 for network analyses
         (paper Methods).
     gamma
-        Weight of the interpretability term (paper: 0.05).
+        Weight of the interpretability term, ``gamma * SSE`` as in the reference code.
+        Default 0.5, not the paper's 0.05, chosen by measurement on M1 and the hub
+        simulation (``benchmarks/results/sivae.json``, ``interpretability``): at small γ
+        the loadings do not follow how genes depend linearly on the scores; see
+        :class:`multiviz.models.SIVAE` for the numbers.
+    interp_pretrain
+        Apply the interpretability term in step 2 too (see :class:`~multiviz.models.SIVAE`).
     layer
         Layer to model (``None``: ``X``).
     likelihood
@@ -104,7 +124,8 @@ def sivae(
     linear
         siVAE (linear), paper eq. 19.
     batch_key, categorical_covariate_keys, continuous_covariate_keys
-        Covariates removed from the embedding (published eqs. 21-23).
+        Covariates removed from the embedding (published eqs. 21-23). Missing values are
+        rejected (categorical: NaN labels; continuous: NaN/inf) with their count.
     labels_key
         Cell types, used to stratify ``feature_input="downsample"``.
     n_hidden
@@ -112,22 +133,32 @@ def sivae(
     feature_input, n_feature_input, gene_batch_size
         Reduction of the feature-wise input and gene minibatching; see
         :class:`multiviz.models.SIVAE`.
-    max_epochs, pretrain_epochs, feature_pretrain_epochs, batch_size, lr
-        Training schedule; see :meth:`multiviz.models.SIVAE.train`.
+    max_epochs, pretrain_epochs, feature_pretrain_epochs
+        Epochs of the three steps: ``max_epochs`` sets all three (the schedule has equal
+        steps) unless the step-1 / step-2 arguments are given; see
+        :meth:`multiviz.models.SIVAE.train`. Step 3 needs at least one epoch.
+    batch_size, lr, weight_decay, dropout_rate
+        Cells per minibatch and Adam / regularisation settings.
     train_size
         Fraction of cells used for training (the rest validates).
-    accelerator, devices
-        Lightning devices; ``strategy="ddp"`` etc. go in ``trainer_kwargs``.
+    accelerator, devices, precision, strategy
+        Lightning settings (e.g. ``accelerator="gpu"``, ``strategy="ddp"``).
+    enable_progress_bar
+        scvi-tools' progress bar naming the step; ``None`` follows ``mv.settings.verbosity``.
+    early_stopping
+        Stop steps 1 and 3 on the validation loss (scvi-tools' patience).
     random_state
         Seed.
     key_added
         Prefix of the stored results.
     return_model
-        Also return the trained :class:`~multiviz.models.SIVAE`.
+        Also return the trained :class:`~multiviz.models.SIVAE` (nothing of it is stored
+        in ``uns``; save it with ``model.save(dir)``, reload with
+        ``SIVAE.load(dir, adata=adata)``).
     copy
         Return a modified copy instead of writing into ``adata``.
-    **trainer_kwargs
-        Passed to the Lightning trainer.
+    **kwargs
+        ``callbacks``: Lightning callbacks. Any other name is an error.
 
     Returns
     -------
@@ -138,116 +169,197 @@ def sivae(
     * ``varm[f"{key_added}_loadings"]``: siVAE loadings (posterior means of ``v_{f,1}``);
     * ``var[f"{key_added}_centrality"]``: degree centrality, the per-gene reconstruction
       R² (paper: negative reconstruction error; **higher = more central**);
-    * ``uns[key_added]``: ``params``, ``history`` (per-epoch losses of the three steps),
-      ``linear_r2`` (mean R² of the interpretability reconstruction ``v_{f,1} · z_{c,1}``).
+    * ``var[f"{key_added}_used"]``: False for genes constant over cells (e.g. all-zero),
+      which have no R²: their centrality and loadings are written as 0 (a warning gives
+      their number) and they are left out of the mean R² values;
+    * ``uns[key_added]``: ``params``; ``r2_gene`` (mean per-gene R² of the decoder) and
+      ``r2_linear`` (of the interpretability reconstruction ``v_{f,1} · z_{c,1}`` plus a
+      per-gene intercept), both over all cells and used genes; ``r2_pca`` (PCA with
+      ``n_latent`` components, Gaussian models: a warning says when siVAE does not beat
+      it, which signals an unconverged fit); ``history`` (one row per
+      epoch with a ``phase`` column and the metrics all steps log) and
+      ``history_phases`` (every metric, per step).
+
+    Raises
+    ------
+    multiviz.InputError
+        Invalid arguments or data; nothing is fitted.
+    multiviz.FitError
+        The fit diverged; ``adata`` is left exactly as it was.
 
     Under Lightning DDP only global rank 0 writes.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> adata = mv.datasets.simulate_gene_network(n_cells=500)
+    >>> mv.tl.sivae(adata, n_latent=8, n_hidden=(64, 32), max_epochs=20)  # doctest: +SKIP
+    >>> mv.tl.gene_centrality(adata, n_top=5)  # doctest: +SKIP
     """
     from multiviz.models.sivae import SIVAE
+    from multiviz.train import fit_context
 
-    check_anndata(adata)
-    check_positive_int(n_latent, "n_latent")
-    check_option(likelihood, ["gaussian", "nb"], "likelihood")
-    check_option(feature_input, ["pca", "downsample", "full"], "feature_input")
-    random_state = check_random_state(random_state)
-    if not isinstance(key_added, str) or not key_added:
-        raise InputError(f"`key_added` must be a non-empty string, got {key_added!r}.")
-    x = get_layer(adata, layer, "layer")
-    if likelihood == "nb":
-        check_counts(x, f"layer {layer!r}" if layer else "adata.X")
-    else:
-        check_finite(x, f"layer {layer!r}" if layer else "adata.X")
-    obs_keys = [k for k in [batch_key, labels_key] if k is not None]
-    obs_keys += list(categorical_covariate_keys or []) + list(continuous_covariate_keys or [])
-    missing = [k for k in obs_keys if k not in adata.obs]
-    if missing:
-        raise InputError(
-            f"obs columns {missing} are not in `adata.obs` (available: {list(adata.obs)})."
-        )
-
-    work = _work_adata(adata, layer, obs_keys)
-    SIVAE.setup_anndata(
-        work,
-        batch_key=batch_key,
-        labels_key=labels_key,
-        categorical_covariate_keys=list(categorical_covariate_keys)
-        if categorical_covariate_keys
-        else None,
-        continuous_covariate_keys=list(continuous_covariate_keys)
-        if continuous_covariate_keys
-        else None,
-    )
-    model = SIVAE(
-        work,
+    named = [p for p in inspect.signature(sivae).parameters if p not in ("adata", "kwargs")]
+    check_kwargs(kwargs, [*EXTRA_TRAINER_KWARGS, *named], "mv.tl.sivae")
+    opts = chk.check_options(
         n_latent=n_latent,
-        n_hidden=tuple(n_hidden),
+        gamma=gamma,
         likelihood=likelihood,
         linear=linear,
-        gamma=gamma,
+        interp_pretrain=interp_pretrain,
         feature_input=feature_input,
         n_feature_input=n_feature_input,
         gene_batch_size=gene_batch_size,
         train_size=train_size,
+        dropout_rate=dropout_rate,
         random_state=random_state,
+        key_added=key_added,
+        return_model=return_model,
+        copy=copy,
+        early_stopping=early_stopping,
     )
-    with logg.timed(f"running siVAE (n_latent={n_latent}, gamma={gamma})"):
+    hidden = check_hidden(n_hidden)
+    sched = chk.check_schedule(
+        max_epochs, pretrain_epochs, feature_pretrain_epochs, batch_size, lr, weight_decay
+    )
+    chk.check_container(adata, copy)
+    if copy:  # work on the copy from here (a view becomes an object of its own)
+        adata = adata.copy()
+    obs_keys = chk.check_obs_keys(
+        adata, batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys
+    )
+    x = chk.check_data(adata, layer, likelihood)
+    constant = chk.constant_genes(x)
+    if constant.all():
+        raise InputError(f"`adata`: all {adata.n_vars} genes are constant over cells.")
+    chk.warn_constant(constant, key_added)
+
+    work = _work_adata(adata, layer, obs_keys)
+    SIVAE.setup_anndata(
+        work,
+        layer=layer,
+        batch_key=batch_key,
+        labels_key=labels_key,
+        categorical_covariate_keys=list(categorical_covariate_keys or []) or None,
+        continuous_covariate_keys=list(continuous_covariate_keys or []) or None,
+    )
+    with fit_context(f"siVAE (n_latent={n_latent}, gamma={opts['gamma']:g})"):
+        model = SIVAE(
+            work,
+            n_latent=opts["n_latent"],
+            n_hidden=hidden,
+            likelihood=likelihood,
+            linear=linear,
+            gamma=opts["gamma"],
+            interp_pretrain=interp_pretrain,
+            feature_input=feature_input,
+            n_feature_input=opts["n_feature_input"],
+            gene_batch_size=opts["gene_batch_size"],
+            train_size=opts["train_size"],
+            dropout_rate=opts["dropout_rate"],
+            random_state=opts["random_state"],
+        )
         model.train(
-            max_epochs=max_epochs,
-            pretrain_epochs=pretrain_epochs,
-            feature_pretrain_epochs=feature_pretrain_epochs,
-            batch_size=batch_size,
-            lr=lr,
+            max_epochs=sched["max_epochs"],
+            pretrain_epochs=sched["pretrain_epochs"],
+            feature_pretrain_epochs=sched["feature_pretrain_epochs"],
+            batch_size=sched["batch_size"],
+            lr=sched["lr"],
+            weight_decay=sched["weight_decay"],
             accelerator=accelerator,
             devices=devices,
-            **trainer_kwargs,
+            enable_progress_bar=enable_progress_bar,
+            early_stopping=early_stopping,
+            precision=precision,
+            strategy=strategy,
+            **kwargs,
         )
-    scores = model.get_latent_representation()
-    loadings = model.get_loadings().to_numpy()
-    centrality = model.get_gene_centrality().to_numpy()
-    linear_r2 = (
-        float(np.mean(model.get_gene_r2(linear=True).to_numpy())) if not linear else float("nan")
-    )
-    history = {
-        k: np.asarray(v.to_numpy(), dtype=float).ravel() for k, v in (model.history_ or {}).items()
-    }
+        outputs = _outputs(model, constant, sched["lr"])
+        r2_pca = (
+            _pca_r2(x, outputs["used"], opts["n_latent"], opts["random_state"])
+            if likelihood == "gaussian" and not linear
+            else None
+        )
+        _warn_if_not_better_than_pca(outputs, r2_pca, opts["n_latent"])
+        if r2_pca is not None:
+            outputs["r2_pca"] = r2_pca
     params = _h5_safe(
         {
-            "n_latent": n_latent,
-            "gamma": gamma,
+            "n_latent": opts["n_latent"],
+            "gamma": opts["gamma"],
+            "interp_pretrain": interp_pretrain,
             "layer": layer,
             "likelihood": likelihood,
             "linear": linear,
             "batch_key": batch_key,
             "labels_key": labels_key,
-            "n_hidden": list(n_hidden),
+            "n_hidden": list(hidden),
             "feature_input": feature_input,
             "n_feature_input": int(model.module.n_feature_input),
             "epochs": [int(v) for v in model.epochs_per_phase_.values()],
-            "batch_size": batch_size,
-            "lr": lr,
-            "train_size": train_size,
-            "random_state": random_state,
+            "batch_size": sched["batch_size"],
+            "lr": sched["lr"],
+            "train_size": opts["train_size"],
+            "random_state": opts["random_state"],
         }
     )
-
     if not _is_global_zero():
         return model if return_model else None
-    target = adata.copy() if copy else adata
-    target.obsm[f"X_{key_added}"] = scores
-    target.varm[f"{key_added}_loadings"] = loadings
-    target.var[f"{key_added}_centrality"] = centrality
-    target.uns[key_added] = {
-        "params": params,
-        "history": history,
-        "linear_r2": linear_r2,
-        "centrality": "per-gene reconstruction R2; higher = more central",
-    }
-    logg.info(
-        f"    added obsm['X_{key_added}'], varm['{key_added}_loadings'], "
-        f"var['{key_added}_centrality'], uns['{key_added}']"
-    )
+    target = adata
+    _write(target, key_added, outputs, params)
     if copy and return_model:
         return target, model
     if copy:
         return target
     return model if return_model else None
+
+
+def _outputs(model, constant: np.ndarray, lr: float) -> dict:
+    """Every array written, checked finite (a diverged fit raises before any write)."""
+    used = ~constant
+    scores = model.get_latent_representation()
+    loadings = model.get_loadings().to_numpy()
+    r2 = model.get_gene_r2().to_numpy()
+    r2_lin = model.get_gene_r2(linear=True).to_numpy() if not model.module.linear else r2.copy()
+    used &= np.isfinite(r2)  # NaN R²: constant over cells in float32 too
+    loadings[~used] = 0.0
+    centrality = np.where(used, r2, 0.0)
+    history, per_phase = _history(model)
+    out = {
+        "scores": scores,
+        "loadings": loadings,
+        "centrality": centrality,
+        "used": used,
+        "r2_gene": float(np.mean(r2[used])),
+        "r2_linear": float(np.mean(r2_lin[used])),
+        "history": history,
+        "history_phases": per_phase,
+    }
+    check_fit_finite(
+        {k: v for k, v in out.items() if k != "used"},
+        model="siVAE",
+        phase="training",
+        hint=f"Lower the learning rate `lr` (now {lr:g}) or check the input scaling",
+    )
+    return out
+
+
+def _write(target: AnnData, key_added: str, out: dict, params: dict) -> None:
+    target.obsm[f"X_{key_added}"] = out["scores"]
+    target.varm[f"{key_added}_loadings"] = out["loadings"]
+    target.var[f"{key_added}_centrality"] = out["centrality"]
+    target.var[f"{key_added}_used"] = out["used"]
+    target.uns[key_added] = {
+        "params": params,
+        "r2_gene": out["r2_gene"],
+        "r2_linear": out["r2_linear"],
+        "n_genes_used": int(out["used"].sum()),
+        **({"r2_pca": out["r2_pca"]} if "r2_pca" in out else {}),
+        "history": out["history"],
+        "history_phases": out["history_phases"],
+        "centrality": "per-gene reconstruction R2; higher = more central",
+    }
+    logg.info(
+        f"    added obsm['X_{key_added}'], varm['{key_added}_loadings'], "
+        f"var['{key_added}_centrality'], var['{key_added}_used'], uns['{key_added}']"
+    )

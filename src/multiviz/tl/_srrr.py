@@ -7,10 +7,20 @@ import numpy as np
 import pandas as pd
 
 from .. import _logging as logg
-from .._validate import InputError, check_min_obs, check_positive_int
+from .._validate import (
+    InputError,
+    check_bool,
+    check_fit_finite,
+    check_float,
+    check_int,
+    check_min_obs,
+    check_str,
+    check_unique_names,
+    check_writable,
+)
 from ..linear._srrr import srrr_budget, srrr_fit
 from ..metrics._r2 import r2_per_feature, r2_score
-from ._paired_data import PairedArrays, check_n_genes, full_arrays
+from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
 
 
 def fit_srrr(
@@ -39,18 +49,29 @@ def fit_srrr(
     return srrr_budget(data.X, data.Y, rank=rank, n_genes=n_genes, alpha=alpha, relaxed=relaxed)
 
 
-def _check_srrr_args(rank, n_genes, lam, alpha, data: PairedArrays) -> None:
-    check_positive_int(rank, "rank")
-    if rank > data.Y.shape[1]:
-        raise InputError(f"`rank`={rank} exceeds the number of targets ({data.Y.shape[1]}).")
+def _check_scalars(rank, n_genes, lam, alpha, relaxed, key_added, copy) -> None:
+    """Everything that can be checked before reading the data."""
+    check_int(rank, "rank", minimum=1)
     if (n_genes is None) == (lam is None):
         raise InputError("Pass exactly one of `n_genes` (gene budget) and `lam` (fixed penalty).")
     if n_genes is not None:
+        check_int(n_genes, "n_genes", minimum=1)
+    if lam is not None:
+        check_float(lam, "lam", low=0.0, low_open=True)
+    check_float(alpha, "alpha", low=0.0, high=1.0, low_open=True)
+    check_bool(relaxed, "relaxed")
+    check_str(key_added, "key_added")
+    check_bool(copy, "copy")
+
+
+def _check_srrr_args(rank, n_genes, lam, alpha, data: PairedArrays) -> None:
+    if rank > data.Y.shape[1]:
+        raise InputError(
+            f"`rank`={rank} exceeds the number of (varying) targets ({data.Y.shape[1]}); "
+            "lower `rank`."
+        )
+    if n_genes is not None:
         check_n_genes(n_genes, data.X.shape[1])
-    if lam is not None and not lam > 0:
-        raise InputError(f"`lam` must be positive, got {lam!r}.")
-    if not 0 < alpha <= 1:
-        raise InputError(f"`alpha` must be in (0, 1], got {alpha!r}.")
     check_min_obs(data.X.shape[0], 3, "mdata", "cells")
 
 
@@ -103,16 +124,52 @@ def srrr(
     ``mdata[x].obsm``), ``mdata[x].var[f"{key_added}_selected"]``,
     ``mdata[x].varm[f"{key_added}_loadings"]`` (W, zero rows outside ``genes``),
     ``mdata[y].layers[f"{key_added}_pred"]`` and ``mdata.uns[key_added]`` (``V``,
-    ``lam``, ``path``, ``params``, ``r2_train``).
+    ``x_mean``, ``y_mean``, ``lam``, ``path``, ``params``, ``r2_train``; training scores:
+    held-out ones come from :func:`multiviz.tl.cross_validate`).
+
+    New cells project with what is stored: z-score them with the reference's
+    ``mdata[x].var["zscore_mean"/"zscore_std"]``, then
+    ``latent = (X_new - uns[key_added]["x_mean"]) @ varm[f"{key_added}_loadings"]`` and
+    ``pred = latent @ uns[key_added]["V"].T + uns[key_added]["y_mean"]`` (see
+    :func:`multiviz.tl.project`). Constant target features are dropped with a warning
+    (their R² is undefined) and predicted as their constant z-score, 0.
+
+    Raises
+    ------
+    InputError
+        Invalid arguments or unprocessed input (raw counts, targets not z-scored: run
+        :func:`multiviz.pp.prepare_paired` first), before any work.
+    FitError
+        The fit produced non-finite values; nothing is written.
+
+    Examples
+    --------
+    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    >>> mv.tl.srrr(mdata, rank=2, n_genes=25)
+    >>> mdata.uns["srrr"]["selected_genes"][:5]
     """
+    _check_scalars(rank, n_genes, lam, alpha, relaxed, key_added, copy)
+    if not copy:
+        check_writable(mdata, "mdata")
+    check_unique_names(mdata, "mdata")
+    check_prepared(mdata, x, y)
     data = full_arrays(mdata, x=x, y=y, genes=genes)
     _check_srrr_args(rank, n_genes, lam, alpha, data)
-    with logg.timed(f"running sRRR rank {rank}"):
+    from ..train import fit_context
+
+    with fit_context(f"sRRR-{rank}"):
         res, path = fit_srrr(
             data, rank=rank, n_genes=n_genes, lam=lam, alpha=alpha, relaxed=relaxed
         )
         latent = res.transform(data.X)
         pred = res.predict(data.X)
+        check_fit_finite(
+            [latent, pred, res.W, res.V],
+            model=f"sRRR-{rank}",
+            phase="the penalty path",
+            hint="Check the inputs for extreme values",
+        )
+    pred_all = data.full_predictions(pred).astype(np.float32)
 
     if copy:
         mdata = mdata.copy()
@@ -125,7 +182,13 @@ def srrr(
     rna.obsm[f"X_{key_added}"] = latent
     rna.var[f"{key_added}_selected"] = selected
     rna.varm[f"{key_added}_loadings"] = W
-    target.layers[f"{key_added}_pred"] = pred.astype(np.float32)
+    target.layers[f"{key_added}_pred"] = pred_all
+    x_mean = np.zeros(rna.n_vars)
+    x_mean[idx] = res.x_mean
+    y_mean = np.zeros(target.n_vars)
+    y_mean[data.feature_mask] = res.y_mean
+    V = np.zeros((target.n_vars, rank))
+    V[data.feature_mask] = res.V
     order = np.argsort(-np.linalg.norm(W[selected], axis=1), kind="stable")
     mdata.uns[key_added] = {
         "params": {
@@ -136,7 +199,12 @@ def srrr(
             "relaxed": bool(relaxed),
             "n_genes": -1 if n_genes is None else int(n_genes),
         },
-        "V": res.V,
+        "V": V,
+        "x_mean": x_mean,
+        "y_mean": y_mean,
+        "features_dropped": np.asarray(
+            [str(f) for f in target.var_names[~data.feature_mask]], dtype=object
+        ),
         "lam": res.lam,
         "path": path,
         "selected_genes": np.asarray(

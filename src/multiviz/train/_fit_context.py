@@ -47,6 +47,32 @@ _NOISY_LOGGERS = (
 _NOISY_WARNING_MODULES = (
     r"(lightning|pytorch_lightning|lightning_fabric|scvi|torch\.utils\._pytree)"
 )
+# ... matched by message as well, since Lightning's ``rank_zero_warn`` attributes its
+# warnings to the caller's module (scvi-tools' or ours).
+_NOISY_WARNING_MESSAGES = (
+    r".*_pytree.*",
+    r".*does not have many workers.*",
+    r".*smaller than the logging interval.*",
+    r".*GPU available but not used.*",
+    r".*(TPU|HPU|IPU) available.*",
+    r".*litlogger.*|.*litmodels.*",
+    r".*sync_dist=True.*",
+    r".*LightningDeprecationWarning.*",
+)
+
+
+def _import_noisy_packages() -> None:
+    """Import Lightning and scvi-tools now, before their loggers are quietened.
+
+    Both set their loggers' levels when first imported; with multiviz's lazy imports that
+    could happen inside a fit and undo the quietening.
+    """
+    for name in ("lightning.pytorch", "scvi"):
+        try:
+            __import__(name)
+        except ImportError:  # pragma: no cover - both are dependencies
+            pass
+
 
 _depth = 0
 
@@ -129,6 +155,7 @@ def fit_context(what: str) -> Iterator[None]:
 
     from .._settings import settings
 
+    _import_noisy_packages()
     old_threads = torch.get_num_threads()
     if settings.num_threads is not None:
         torch.set_num_threads(settings.num_threads)
@@ -143,8 +170,14 @@ def fit_context(what: str) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=_NOISY_WARNING_MODULES)
-            warnings.filterwarnings("ignore", message=r".*_pytree.*")
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            for message in _NOISY_WARNING_MESSAGES:
+                warnings.filterwarnings("ignore", message=message)
+            try:
+                from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+                warnings.filterwarnings("ignore", category=PossibleUserWarning)
+            except ImportError:  # pragma: no cover
+                pass
             try:
                 yield
             except SystemExit as exc:  # Lightning's reaction to Ctrl-C

@@ -1,11 +1,15 @@
-"""Data handling for partially paired MuData: a padded stack and a device-backed splitter.
+"""Data handling for partially paired MuData: a sparse stack and streamed minibatches.
 
 scvi-tools' ``AnnDataManager`` cannot register a MuData whose modalities hold different
 cells (``SCVI-NOTES.md``), so the coupled autoencoder trains on a *stack*: one AnnData over
-the union of the chosen modalities' cells, ``X`` = the modalities' features side by side
-(zeros where a cell lacks a modality or a value), ``layers["observed"]`` = 1 where a value
-was measured, ``obsm["presence"]`` = 1 where a cell has a modality (MULTIVI's padding and
-mask approach). The stack is built from a copy; the user's MuData is never modified.
+the union of the chosen modalities' cells, ``X`` = the modalities' features side by side as
+a sparse CSR matrix (empty rows where a cell lacks a modality; MULTIVI's padding and mask
+approach without the dense padding), ``layers["missing"]`` = a sparse mask of the values
+that are NaN in a present cell, ``obsm["presence"]`` = 1 where a cell has a modality.
+Minibatches are sliced from the sparse stack and made dense one batch at a time
+(:class:`StackBatcher`), with the per-batch "observed" mask built from the presence and
+missing masks, so memory grows with the minibatch, not with a dense copy of all cells.
+The stack is built from a copy; the user's MuData is never modified.
 """
 
 from __future__ import annotations
@@ -18,11 +22,19 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
-from scvi.dataloaders import DeviceBackedDataSplitter
+from scvi.dataloaders import DataSplitter
+from scvi.model._utils import parse_device_args
 
 from ..._validate import InputError, check_finite, check_mudata, get_layer, get_modality
 
-__all__ = ["STACK_KEY", "CoupledDataSplitter", "modality_rows", "stack_mudata"]
+__all__ = [
+    "STACK_KEY",
+    "CoupledDataSplitter",
+    "StackBatcher",
+    "dense_batch",
+    "modality_rows",
+    "stack_mudata",
+]
 
 STACK_KEY = "_coupled_stack"
 
@@ -53,12 +65,16 @@ def stack_mudata(
     mdata: MuData,
     modalities: Sequence[str],
     layers: Mapping[str, str | None] | None = None,
+    var_names: Mapping[str, Sequence[str]] | None = None,
 ) -> AnnData:
     """Build the padded stack of ``modalities`` (see module docstring); validates first.
 
-    Raises :class:`~multiviz.InputError` for: fewer than two modalities, non-numeric or
-    infinite values, a pair of modalities without common cells, a present cell with no
-    measured value in a modality, a feature never measured.
+    ``var_names`` (``{modality: feature names}``, e.g. a trained model's features) selects
+    and orders each modality's features by name; a missing name raises, extra features are
+    ignored. Raises :class:`~multiviz.InputError` for: fewer than two modalities, non-numeric
+    or infinite values, a pair of modalities without common cells (unless ``var_names`` is
+    given: new cells need no pairing), a present cell with no measured value in a modality,
+    a feature never measured (training only).
     """
     modalities = check_modalities(mdata, modalities)
     layers = dict(layers or {})
@@ -69,7 +85,7 @@ def stack_mudata(
     keep = np.zeros(mdata.n_obs, dtype=bool)
     for r in rows.values():
         keep |= r >= 0
-    for a in range(len(modalities)):
+    for a in range(len(modalities) if var_names is None else 0):
         for b in range(a + 1, len(modalities)):
             n_pair = int(((rows[modalities[a]] >= 0) & (rows[modalities[b]] >= 0)).sum())
             if n_pair < 2:
@@ -79,55 +95,134 @@ def stack_mudata(
                     "obs_names of the modalities match."
                 )
     n_cells = int(keep.sum())
-    blocks, observed, names = [], [], []
+    blocks, missing, names = [], [], []
     presence = np.zeros((n_cells, len(modalities)), dtype=np.float32)
     for k, mod in enumerate(modalities):
         adata = mdata.mod[mod]
         arg = f"mdata[{mod!r}]" + (f".layers[{layers[mod]!r}]" if layers.get(mod) else ".X")
         X = get_layer(adata, layers.get(mod), f"layers[{mod!r}]")
         check_finite(X, arg, allow_nan=True)
-        X = X.toarray() if sparse.issparse(X) else np.asarray(X)
-        X = X.astype(np.float32)
+        cols = None
+        if var_names is not None:
+            wanted = pd.Index(np.asarray(var_names[mod]).astype(str))
+            cols = adata.var_names.astype(str).get_indexer(wanted)
+            if (cols < 0).any():
+                miss = list(wanted[cols < 0])
+                raise InputError(
+                    f"{len(miss)} of the {len(wanted)} features the model was trained on are "
+                    f"missing from `adata[{mod!r}]`, e.g. {miss[:5]}. Add them (matched by "
+                    "var_names; extra features are ignored)."
+                )
+            if adata.n_vars and not adata.var_names.is_unique:
+                raise InputError(
+                    f"`adata[{mod!r}].var_names` are not unique; run "
+                    "`var_names_make_unique()` first."
+                )
         r = rows[mod][keep]
         here = r >= 0
-        block = np.zeros((n_cells, adata.n_vars), dtype=np.float32)
-        block[here] = X[r[here]]
-        obs = np.zeros_like(block)
-        obs[here] = ~np.isnan(block[here])
-        empty = here & (obs.sum(axis=1) == 0)
+        block, nan = _present_rows(X, r, here, cols)
+        n_feat = block.shape[1]
+        empty = here & (np.asarray(nan.getnnz(axis=1)).ravel() == n_feat)
         if empty.any():
             first = mdata.obs_names[keep][np.flatnonzero(empty)[0]]
             raise InputError(
                 f"{int(empty.sum())} cells of {arg} have no measured value (all NaN), e.g. "
                 f"{first!r}; remove them from modality {mod!r}."
             )
-        never = obs.sum(axis=0) == 0
-        if never.any():
+        never = np.asarray(nan.getnnz(axis=0)).ravel() == int(here.sum())
+        if never.any() and var_names is None:
             raise InputError(
                 f"{int(never.sum())} features of {arg} are NaN in every cell, e.g. "
                 f"{adata.var_names[np.flatnonzero(never)[0]]!r}; drop them."
             )
-        blocks.append(np.nan_to_num(block, nan=0.0))
-        observed.append(obs)
+        blocks.append(block)
+        missing.append(nan)
         presence[:, k] = here
-        names.append(mod + ":" + adata.var_names.astype(str))
+        feats = adata.var_names.astype(str)
+        names.append(mod + ":" + (feats if cols is None else feats[cols]))
     stack = AnnData(
-        X=np.hstack(blocks),
+        X=sparse.hstack(blocks, format="csr", dtype=np.float32),
         obs=pd.DataFrame(index=mdata.obs_names[keep].astype(str)),
         var=pd.DataFrame(index=np.concatenate(names)),
-        layers={"observed": np.hstack(observed)},
+        layers={"missing": sparse.hstack(missing, format="csr", dtype=np.float32)},
         obsm={"presence": presence},
     )
     stack.uns[STACK_KEY] = {
         "modalities": list(modalities),
-        "n_vars": [int(mdata.mod[m].n_vars) for m in modalities],
+        "n_vars": [int(b.shape[1]) for b in blocks],
         "layers": {m: layers.get(m) or "" for m in modalities},
     }
     return stack
 
 
+def _present_rows(X, r: np.ndarray, here: np.ndarray, cols) -> tuple[sparse.csr_matrix, ...]:
+    """Stack-ordered CSR block of one modality and the CSR mask of its NaN values.
+
+    Absent cells get empty rows, NaN values become 0; only present cells' rows are touched.
+    """
+    n_cells = r.size
+    src = r[here]
+    if sparse.issparse(X):
+        sub = sparse.csr_matrix(X)[src]
+        if cols is not None:
+            sub = sub[:, cols]
+        sub = sparse.csr_matrix(sub, dtype=np.float32)
+    else:
+        dense = np.asarray(X)[src]
+        if cols is not None:
+            dense = dense[:, cols]
+        sub = sparse.csr_matrix(np.asarray(dense, dtype=np.float32))
+    nan_pos = np.isnan(sub.data)
+    nan = sub.copy()
+    nan.data = nan_pos.astype(np.float32)
+    nan.eliminate_zeros()
+    if nan_pos.any():
+        sub.data[nan_pos] = 0.0
+        sub.eliminate_zeros()
+    # place the present rows into the stack's row order (absent cells: empty rows)
+    place = sparse.csr_matrix(
+        (np.ones(src.size, np.float32), (np.flatnonzero(here), np.arange(src.size))),
+        shape=(n_cells, src.size),
+    )
+    return (place @ sub).tocsr(), (place @ nan).tocsr()
+
+
+class StackBatcher:
+    """Dense minibatch tensors from the sparse stack: ``X``, ``observed``, ``presence``."""
+
+    def __init__(self, stack: AnnData):
+        self.X = sparse.csr_matrix(stack.X, dtype=np.float32)
+        self.missing = sparse.csr_matrix(stack.layers["missing"], dtype=np.float32)
+        self.presence = np.asarray(stack.obsm["presence"], dtype=np.float32)
+        n_vars = stack.uns[STACK_KEY]["n_vars"]
+        self.arm_of_feature = np.repeat(np.arange(len(n_vars)), n_vars)
+        self.n_obs = self.X.shape[0]
+
+    def batch(self, idx: np.ndarray, device=None) -> dict[str, torch.Tensor]:
+        """The rows ``idx`` as dense float32 tensors (on ``device``)."""
+        idx = np.asarray(idx)
+        pres = self.presence[idx]
+        observed = pres[:, self.arm_of_feature]
+        if self.missing.nnz:
+            observed = observed - self.missing[idx].toarray()
+        out = {
+            "X": torch.from_numpy(self.X[idx].toarray()),
+            "observed": torch.from_numpy(np.ascontiguousarray(observed)),
+            "presence": torch.from_numpy(np.ascontiguousarray(pres)),
+        }
+        if device is not None:
+            out = {k: v.to(device) for k, v in out.items()}
+        return out
+
+
+def dense_batch(stack: AnnData, idx=None) -> dict[str, torch.Tensor]:
+    """All (or the ``idx``) cells of a stack as dense tensors (small data and tests)."""
+    b = StackBatcher(stack)
+    return b.batch(np.arange(b.n_obs) if idx is None else idx)
+
+
 class _IndexBatches:
-    """Iterable of minibatch dicts drawn from device tensors by index.
+    """Iterable of minibatch dicts streamed from the sparse stack by index.
 
     ``n_steps`` batches per pass (an "epoch"); training draws consecutive chunks of random
     permutations (so every batch holds distinct cells and mixes paired and unpaired cells at
@@ -136,14 +231,16 @@ class _IndexBatches:
 
     def __init__(
         self,
-        tensors: dict[str, torch.Tensor],
+        batcher: StackBatcher,
+        indices: np.ndarray,
         batch_size: int,
         *,
+        device=None,
         n_steps: int | None = None,
         seed: int | None = None,
     ):
-        self.tensors = tensors
-        self.n = next(iter(tensors.values())).shape[0]
+        self.batcher, self.indices, self.device = batcher, np.asarray(indices), device
+        self.n = self.indices.size
         self.batch_size = min(batch_size, self.n)
         self.n_steps = n_steps
         self.generator = None
@@ -157,53 +254,70 @@ class _IndexBatches:
             return self.n_steps
         return -(-self.n // self.batch_size)
 
-    def _next_random(self) -> torch.Tensor:
+    def _next_random(self) -> np.ndarray:
         if self._pos + self.batch_size > self._perm.numel():
             self._perm = torch.randperm(self.n, generator=self.generator)
             self._pos = 0
-        idx = self._perm[self._pos : self._pos + self.batch_size]
+        pos = self._perm[self._pos : self._pos + self.batch_size].numpy()
         self._pos += self.batch_size
-        return idx
+        return pos
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        device = next(iter(self.tensors.values())).device
         for step in range(len(self)):
             if self.generator is None:
-                idx = torch.arange(
-                    step * self.batch_size, min((step + 1) * self.batch_size, self.n)
-                )
+                pos = np.arange(step * self.batch_size, min((step + 1) * self.batch_size, self.n))
             else:
-                idx = self._next_random()
-            idx = idx.to(device)
-            yield {k: v[idx] for k, v in self.tensors.items()}
+                pos = self._next_random()
+            yield self.batcher.batch(self.indices[pos], self.device)
 
 
-class CoupledDataSplitter(DeviceBackedDataSplitter):
-    """:class:`~scvi.dataloaders.DeviceBackedDataSplitter` with a fixed number of steps per epoch.
+class CoupledDataSplitter(DataSplitter):
+    """:class:`~scvi.dataloaders.DataSplitter` streaming minibatches from the sparse stack.
 
     The reference implementation trains for epochs of a fixed number of minibatch steps
     (500 steps of batch 200) rather than passes over the data; ``steps_per_epoch`` sets that
-    number. The whole stack sits on the training device; each step slices it by index,
-    avoiding a ``DataLoader`` per step (``SCVI-NOTES.md``: per-step overhead dominates on
-    Patch-seq sized data).
+    number. Each step slices its cells from the sparse stack and makes only them dense on
+    the training device (no ``DataLoader`` per step: ``SCVI-NOTES.md``, per-step overhead
+    dominates on Patch-seq sized data).
     """
 
-    def __init__(self, adata_manager, *, steps_per_epoch: int = 100, seed: int = 0, **kwargs):
-        super().__init__(adata_manager, **kwargs)
+    def __init__(
+        self,
+        adata_manager,
+        *,
+        batch_size: int,
+        steps_per_epoch: int = 100,
+        seed: int = 0,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        external_indexing=None,
+    ):
+        super().__init__(adata_manager, external_indexing=external_indexing, batch_size=batch_size)
+        self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
+        _, _, self.device = parse_device_args(
+            accelerator=accelerator, devices=device, return_device="torch"
+        )
+
+    def setup(self, stage: str | None = None):
+        """Split indices and wrap the stack for streaming."""
+        super().setup(stage)
+        self.batcher = StackBatcher(self.adata_manager.adata)
 
     def train_dataloader(self):
         """Random minibatches, ``steps_per_epoch`` per epoch."""
         return _IndexBatches(
-            self.train_tensor_dict,
+            self.batcher,
+            self.train_idx,
             self.batch_size,
+            device=self.device,
             n_steps=self.steps_per_epoch,
             seed=self.seed,
         )
 
     def val_dataloader(self):
         """The validation cells in order (an empty list without a validation split)."""
-        if self.val_tensor_dict is None:
+        if len(self.val_idx) == 0:
             return []
-        return _IndexBatches(self.val_tensor_dict, self.batch_size)
+        return _IndexBatches(self.batcher, self.val_idx, self.batch_size, device=self.device)

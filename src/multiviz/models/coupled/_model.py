@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
-import numpy as np
-import scvi
 import torch
 from anndata import AnnData
 from mudata import MuData
 from scvi.data import AnnDataManager
 from scvi.data.fields import LayerField, ObsmField
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
 
-from ..._validate import InputError, check_option, check_positive_int
-from ...train import LeanTrainingPlan
+from ..._validate import InputError, check_bool, check_float, check_int, check_option
 from ._coupling import COUPLINGS
-from ._data import STACK_KEY, CoupledDataSplitter, stack_mudata
+from ._data import STACK_KEY, stack_mudata
+from ._inference import CoupledInferenceMixin
 from ._module import CoupledAEModule
+from ._train import CoupledTrainingMixin
 
 __all__ = ["CoupledAutoencoder"]
-
-#: Reference schedule (Gala et al. code): 1,500 epochs x 500 steps of batch 200 = 750k steps.
-REFERENCE_STEPS = 750_000
 
 
 def _arm_defaults(first: bool) -> dict:
@@ -34,20 +31,43 @@ def _arm_defaults(first: bool) -> dict:
     return {"hidden": (40, 40, 40, 40), "dropout": 0.1, "noise": 0.05, "alpha": 0.1}
 
 
-def _per_arm(value, modalities: Sequence[str], name: str, key: str) -> list:
+def _per_arm(value, modalities: Sequence[str], name: str) -> list:
     """Expand ``None`` (paper default) / a scalar / a mapping ``{mod: value}`` to a list."""
-    defaults = [_arm_defaults(i == 0)[key] for i in range(len(modalities))]
+    defaults = [_arm_defaults(i == 0)[name] for i in range(len(modalities))]
     if value is None:
         return defaults
     if isinstance(value, Mapping):
         unknown = set(value) - set(modalities)
         if unknown:
-            raise InputError(f"`{name}` names modalities that are not coupled: {sorted(unknown)}.")
+            raise InputError(
+                f"`{name}` names modalities that are not coupled: {sorted(unknown)}; "
+                f"coupled: {list(modalities)}."
+            )
         return [value.get(m, d) for m, d in zip(modalities, defaults)]
     return [value] * len(modalities)
 
 
-class CoupledAutoencoder(BaseModelClass):
+@contextmanager
+def _quiet_scvi():
+    """scvi-tools' logger at WARNING for the duration (its INFO lines are ANSI-coloured)."""
+    lg = logging.getLogger("scvi")
+    old = lg.level
+    lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        lg.setLevel(old)
+
+
+def _check_hidden(h, arg: str) -> tuple[int, ...]:
+    if isinstance(h, str) or not isinstance(h, Sequence) or len(h) == 0:
+        raise InputError(
+            f"`{arg}` must be a non-empty sequence of layer widths, e.g. (50, 50), got {h!r}."
+        )
+    return tuple(check_int(u, arg) for u in h)
+
+
+class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelClass):
     """k coupled autoencoders over the modalities of a (partially paired) MuData.
 
     Gala et al., *A coupled autoencoder approach for multi-modal analysis of cell types*,
@@ -95,13 +115,17 @@ class CoupledAutoencoder(BaseModelClass):
         Batch-normalise each latent (non-affine, over the cells present in the arm), as in
         eqs. 3-6 and the 2021 code; default on except for ``coupling="euclidean"``.
     random_state
-        Seed of the weight initialisation, data split and minibatch order.
+        Seed of the weight initialisation, data split, minibatch order, dropout and noise
+        (a local generator state: the user's global torch/numpy/scvi seeds are untouched).
+
+    Examples
+    --------
+    >>> model = mv.models.CoupledAutoencoder(mdata, modalities=("rna", "ephys"), lam=1.0)
+    >>> model.train()  # 10k steps, see `train`
+    >>> z = model.get_latent_representation()  # {"rna": ..., "ephys": ...}
     """
 
     _module_cls = CoupledAEModule
-    _training_plan_cls = LeanTrainingPlan
-    _data_splitter_cls = CoupledDataSplitter
-    _train_runner_cls = TrainRunner
 
     def __init__(
         self,
@@ -125,11 +149,13 @@ class CoupledAutoencoder(BaseModelClass):
         check_option(coupling, COUPLINGS, "coupling")
         check_option(activation, ("relu", "elu"), "activation")
         check_option(msv_method, ("svd", "eigh"), "msv_method")
-        check_positive_int(n_latent, "n_latent")
-        if isinstance(lam, bool) or not isinstance(lam, int | float | np.number):
-            raise InputError(f"`lam` must be a number >= 0, got {lam!r}.")
-        if not np.isfinite(lam) or lam < 0:
-            raise InputError(f"`lam` must be a finite number >= 0, got {lam!r}.")
+        n_latent = check_int(n_latent, "n_latent")
+        lam = check_float(lam, "lam", low=0.0)
+        msv_floor = check_float(msv_floor, "msv_floor", low=0.0, low_open=True)
+        check_bool(cross_modal, "cross_modal")
+        if latent_norm is not None:
+            check_bool(latent_norm, "latent_norm")
+        random_state = check_int(random_state, "random_state", minimum=0)
         if isinstance(adata, AnnData) and STACK_KEY in adata.uns:
             stack = adata
         elif isinstance(adata, MuData):
@@ -140,227 +166,59 @@ class CoupledAutoencoder(BaseModelClass):
                 f"{type(adata).__name__}."
             )
         modalities = list(stack.uns[STACK_KEY]["modalities"])
-        alphas = [float(a) for a in _per_arm(alpha, modalities, "alpha", "alpha")]
-        if any(not np.isfinite(a) or a <= 0 for a in alphas):
-            raise InputError(f"`alpha` must be positive, got {alphas}.")
+        alphas = [
+            check_float(a, "alpha", low=0.0, low_open=True)
+            for a in _per_arm(alpha, modalities, "alpha")
+        ]
+        drops = [
+            check_float(d, "dropout", low=0.0, high=1.0, high_open=True)
+            for d in _per_arm(dropout, modalities, "dropout")
+        ]
+        noises = [check_float(s, "noise", low=0.0) for s in _per_arm(noise, modalities, "noise")]
+        hiddens = [_check_hidden(h, "hidden") for h in _per_arm(hidden, modalities, "hidden")]
         if self._get_most_recent_anndata_manager(stack) is None:
-            self.setup_anndata(stack)
+            with _quiet_scvi():  # no raw "Generating sequential column names" INFO line
+                self.setup_anndata(stack)
         super().__init__(stack)
-        scvi.settings.seed = random_state
         self.random_state = random_state
         self.modalities = modalities
-        hiddens = _per_arm(hidden, modalities, "hidden", "hidden")
-        if hidden is not None and not isinstance(hidden, Mapping):
-            hiddens = [tuple(hidden)] * len(modalities)
-        self.module = CoupledAEModule(
-            stack.uns[STACK_KEY]["n_vars"],
-            n_latent=n_latent,
-            hidden=[tuple(int(u) for u in h) for h in hiddens],
-            dropout=[float(d) for d in _per_arm(dropout, modalities, "dropout", "dropout")],
-            noise=[float(s) for s in _per_arm(noise, modalities, "noise", "noise")],
-            alpha=alphas,
-            lam=lam,
-            coupling=coupling,
-            cross_modal=cross_modal,
-            activation=activation,
-            msv_floor=msv_floor,
-            msv_method=msv_method,
-            latent_norm=latent_norm,
-        )
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG state untouched
+            torch.manual_seed(random_state)
+            self.module = CoupledAEModule(
+                stack.uns[STACK_KEY]["n_vars"],
+                n_latent=n_latent,
+                hidden=hiddens,
+                dropout=drops,
+                noise=noises,
+                alpha=alphas,
+                lam=lam,
+                coupling=coupling,
+                cross_modal=cross_modal,
+                activation=activation,
+                msv_floor=msv_floor,
+                msv_method=msv_method,
+                latent_norm=latent_norm,
+            )
         self._model_summary_string = (
             f"CoupledAutoencoder: modalities={modalities}, n_latent={n_latent}, "
             f"coupling={coupling!r}, lam={lam}, alpha={alphas}"
         )
         self.init_params_ = self._get_init_params(locals())
 
-    # -- setup ------------------------------------------------------------------------
-
     @classmethod
     def setup_anndata(cls, adata: AnnData, **kwargs) -> None:
         """Register a padded stack (internal; build the model from a MuData instead)."""
         if STACK_KEY not in adata.uns:
-            raise NotImplementedError(
+            raise InputError(
                 "CoupledAutoencoder trains on a MuData: pass it directly, "
                 "`CoupledAutoencoder(mdata, modalities=('rna', 'ephys'))`."
             )
         setup_method_args = cls._get_setup_method_args(**locals())
         fields = [
             LayerField("X", None, is_count_data=False),
-            LayerField("observed", "observed", is_count_data=False),
+            LayerField("missing", "missing", is_count_data=False),
             ObsmField("presence", "presence"),
         ]
         manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         manager.register_fields(adata, **kwargs)
         cls.register_manager(manager)
-
-    # -- training ---------------------------------------------------------------------
-
-    def _set_noise_scale(self, train_idx: np.ndarray) -> None:
-        """Per-feature SD over the *training* cells (the reference used all cells)."""
-        X, observed = self.adata.X, self.adata.layers["observed"]
-        for arm, block in zip(self.module.arms, self.module._slices):
-            x, o = X[train_idx, block], observed[train_idx, block]
-            n = np.maximum(o.sum(axis=0), 1)
-            mean = (x * o).sum(axis=0) / n
-            sd = np.sqrt((((x - mean) ** 2) * o).sum(axis=0) / n)
-            arm.noise_sd.copy_(torch.as_tensor(arm.noise * sd, dtype=torch.float32))
-
-    def train(
-        self,
-        max_epochs: int | None = None,
-        *,
-        steps_per_epoch: int = 100,
-        batch_size: int = 200,
-        lr: float = 1e-3,
-        train_size: float = 0.9,
-        early_stopping: bool = True,
-        early_stopping_patience: int = 20,
-        accelerator: str = "auto",
-        devices: int | str = "auto",
-        plan_kwargs: dict | None = None,
-        **trainer_kwargs,
-    ):
-        """Train with Adam on random minibatches; early stopping on a validation split.
-
-        Parameters
-        ----------
-        max_epochs
-            Epochs of ``steps_per_epoch`` steps; default: the reference schedule of 750,000
-            steps (Gala et al. code: 1,500 × 500 steps, batch 200), which early stopping
-            normally cuts to a few thousand steps (``benchmarks/coupled_ae_m1.py``).
-        steps_per_epoch
-            Minibatch steps per epoch (validation and early stopping run once per epoch).
-        batch_size
-            Minibatch size (200 in the reference).
-        lr
-            Adam learning rate (1e-3, as in the reference).
-        train_size
-            Fraction of cells used for training; the rest is the validation split that early
-            stopping monitors (``1.0``: no validation, no early stopping).
-        early_stopping, early_stopping_patience
-            Stop when ``validation_loss`` has not improved for this many epochs.
-        accelerator, devices, plan_kwargs, **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer` / the training plan.
-        """
-        check_positive_int(steps_per_epoch, "steps_per_epoch")
-        check_positive_int(batch_size, "batch_size")
-        if max_epochs is None:
-            max_epochs = max(1, REFERENCE_STEPS // steps_per_epoch)
-        if train_size >= 1.0:
-            early_stopping = False
-            trainer_kwargs.setdefault("limit_val_batches", 0)
-        scvi.settings.seed = self.random_state
-        splitter = CoupledDataSplitter(
-            self.adata_manager,
-            train_size=train_size,
-            batch_size=batch_size,
-            steps_per_epoch=steps_per_epoch,
-            seed=self.random_state,
-            accelerator=accelerator,
-            device=devices,
-            shuffle_set_split=True,
-        )
-        splitter.setup()
-        self._set_noise_scale(np.asarray(splitter.train_idx))
-        # scvi-tools defaults to Adam eps=0.01, which stalls these small-gradient nets; the
-        # reference uses the framework default (1e-7 TF, 1e-8 torch).
-        plan_kwargs = {"lr": lr, "weight_decay": 0.0, "eps": 1e-8, **(plan_kwargs or {})}
-        plan = self._training_plan_cls(self.module, **plan_kwargs)
-        trainer_kwargs.setdefault("enable_progress_bar", False)
-        trainer_kwargs.setdefault("enable_model_summary", False)
-        if early_stopping:
-            trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
-            trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
-        self.module.train()  # Lightning keeps the mode it finds; inference leaves eval mode
-        runner = self._train_runner_cls(
-            self,
-            training_plan=plan,
-            data_splitter=splitter,
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            early_stopping=early_stopping,
-            check_val_every_n_epoch=1,
-            **trainer_kwargs,
-        )
-        out = runner()
-        self.n_steps_ = int(plan.global_step)
-        return out
-
-    # -- inference --------------------------------------------------------------------
-
-    def _stack_for(self, mdata: MuData | None) -> AnnData:
-        if mdata is None:
-            return self.adata
-        info = self.adata.uns[STACK_KEY]
-        layers = {m: (layer or None) for m, layer in info["layers"].items()}
-        stack = stack_mudata(mdata, info["modalities"], layers)
-        if not np.array_equal(stack.var_names, self.adata.var_names):
-            raise InputError(
-                "The modalities' features differ from those the model was trained on; pass "
-                "data with the same var_names in the same order."
-            )
-        return stack
-
-    @torch.inference_mode()
-    def _encode(self, stack: AnnData, batch_size: int) -> list[np.ndarray]:
-        self.module.eval()
-        device = self.device
-        out = [[] for _ in self.modalities]
-        for start in range(0, stack.n_obs, batch_size):
-            x = torch.as_tensor(stack.X[start : start + batch_size], device=device)
-            pres = torch.as_tensor(
-                stack.obsm["presence"][start : start + batch_size], device=device
-            )
-            for k, z in enumerate(self.module.inference(x, pres)["z"]):
-                out[k].append(z.cpu().numpy())
-        presence = stack.obsm["presence"] > 0.5
-        lat = []
-        for k in range(len(self.modalities)):
-            z = np.concatenate(out[k]).astype(np.float32)
-            z[~presence[:, k]] = np.nan
-            lat.append(z)
-        return lat
-
-    def get_latent_representation(
-        self, mdata: MuData | None = None, *, batch_size: int = 1024
-    ) -> dict[str, np.ndarray]:
-        """Per-modality latents ``{modality: cells x n_latent}``, NaN rows where a cell lacks it.
-
-        Rows follow the cells of ``mdata`` (default: the training data) that are present in
-        at least one coupled modality, in ``mdata.obs_names`` order (``self.obs_names``).
-        """
-        self._check_if_trained(warn=False)
-        stack = self._stack_for(mdata)
-        return dict(zip(self.modalities, self._encode(stack, batch_size)))
-
-    def obs_names_for(self, mdata: MuData | None = None):
-        """Cell names of the rows returned by :meth:`get_latent_representation`."""
-        return self._stack_for(mdata).obs_names
-
-    @torch.inference_mode()
-    def decode(self, z: np.ndarray, target: str, *, batch_size: int = 1024) -> np.ndarray:
-        """Decode latents with the decoder of ``target`` (NaN rows stay NaN)."""
-        self.module.eval()
-        k = self.modalities.index(target)
-        z = np.asarray(z, dtype=np.float32)
-        ok = ~np.isnan(z).any(axis=1)
-        out = np.full((z.shape[0], self.module.n_vars[k]), np.nan, dtype=np.float32)
-        zz = z[ok]
-        parts = []
-        for start in range(0, zz.shape[0], batch_size):
-            t = torch.as_tensor(zz[start : start + batch_size], device=self.device)
-            parts.append(self.module.decode(t, k).cpu().numpy())
-        if parts:
-            out[ok] = np.concatenate(parts)
-        return out
-
-    def predict(
-        self, mdata: MuData | None = None, *, source: str, target: str, batch_size: int = 1024
-    ) -> np.ndarray:
-        """Reconstruct ``target`` from the latent of ``source`` (within-modality if equal)."""
-        for name, mod in (("source", source), ("target", target)):
-            if mod not in self.modalities:
-                raise InputError(f"`{name}={mod!r}` is not one of {self.modalities}.")
-        z = self.get_latent_representation(mdata, batch_size=batch_size)[source]
-        return self.decode(z, target, batch_size=batch_size)

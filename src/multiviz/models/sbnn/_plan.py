@@ -11,8 +11,7 @@ speed of a bare PyTorch loop.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -21,57 +20,29 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ...train import LeanTrainingPlan
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One phase of the sBNN schedule."""
-
-    name: str
-    epochs: int
-    lr: float
-    lasso: float
-    loss: str = "mse"  # "ce" (pre-training), "mse" (targets), "genes" (gene decoder)
-    frozen: tuple[str, ...] = ()  # parameter-name prefixes that are not trained
-    prune_after: bool = False  # prune to ``n_genes`` genes at the end of this phase
-
-
-def paper_schedule(
-    *,
-    pretrain: bool = True,
-    pretrain_epochs: int = 50,
-    frozen_epochs: int = 50,
-    unfrozen_epochs: int = 50,
-    no_pretrain_epochs: int = 100,
-    pruned_epochs: int = 100,
-    gene_decoder_epochs: int = 0,
-    lr: float = 1e-4,
-    lr_finetune: float = 5e-5,
-    lasso: float = 0.1,
-) -> list[Phase]:
-    """The sBNN paper's schedule (Methods), phase by phase.
-
-    With pre-training: k-means (K = 20) classification with the group lasso for 50
-    epochs at lr 1e-4 → fresh regression head, 50 epochs with the bottom two layers
-    frozen (lr 1e-4) → 50 epochs all layers at lr 5e-5 → prune → 100 epochs without
-    lasso at lr 5e-5. Without pre-training: 100 epochs at lr 1e-4 → prune → 100 epochs.
-    ``gene_decoder_epochs`` > 0 appends the "autoencoder" head, trained last on the
-    selected genes with everything else frozen (lr 1e-4).
-    """
-    bottom = ("first.", "encoder_rest.0.")
-    if pretrain:
-        phases = [
-            Phase("pretrain", pretrain_epochs, lr, lasso, loss="ce"),
-            Phase("frozen", frozen_epochs, lr, lasso, frozen=bottom),
-            Phase("unfrozen", unfrozen_epochs, lr_finetune, lasso, prune_after=True),
-        ]
-    else:
-        phases = [Phase("lasso", no_pretrain_epochs, lr, lasso, prune_after=True)]
-    phases.append(Phase("pruned", pruned_epochs, lr_finetune, 0.0))
-    if gene_decoder_epochs:
-        rest = ("first.", "encoder_rest.", "decoder.", "head.", "cluster_head.")
-        phases.append(Phase("gene_decoder", gene_decoder_epochs, lr, 0.0, "genes", rest))
-    return [p for p in phases if p.epochs > 0 or p.prune_after]
+from ._schedule import (  # noqa: F401  (re-exported: the schedule lives here too)
+    BATCH_SIZE,
+    FROZEN_EPOCHS,
+    HANDOVER,
+    KMEANS_INIT,
+    KMEANS_N_INIT,
+    LASSO,
+    LR,
+    LR_FINETUNE,
+    MIN_CLUSTER_SIZE,
+    N_CLUSTERS,
+    N_GENES,
+    NO_PRETRAIN_EPOCHS,
+    PRETRAIN_EPOCHS,
+    PRUNED_EPOCHS,
+    RIDGE,
+    UNFROZEN_EPOCHS,
+    VAL_FRACTION,
+    Phase,
+    baseline_cross_entropy,
+    paper_schedule,
+    pretrain_labels,
+)
 
 
 class EpochDataModule(LightningDataModule):
@@ -103,10 +74,15 @@ class SBNNTrainingPlan(LeanTrainingPlan):
     n_clusters
         k-means clusters for pre-training (20 in the paper).
     val_fraction
-        Fraction of the training cells held out in pre-training to pick the epoch with
-        the lowest unpenalised validation cross-entropy (0.4 in the paper).
+        Fraction of the training cells held out in pre-training; their unpenalised
+        cross-entropy is logged every epoch (0.4 in the paper).
+    handover
+        ``"last"`` (default, the reference code): the last pre-training epoch starts the
+        regression; ``"best"``: the epoch with the lowest validation cross-entropy.
     seed
         Seed for k-means, the hold-out split, shuffling and the fresh head.
+    labels
+        Precomputed pre-training labels (:func:`pretrain_labels`); computed when None.
     """
 
     def __init__(
@@ -117,11 +93,13 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         Y: torch.Tensor,
         phases: list[Phase],
         n_genes: int,
-        batch_size: int = 32,
-        ridge: float = 1e-10,
-        n_clusters: int = 20,
-        val_fraction: float = 0.4,
+        batch_size: int = BATCH_SIZE,
+        ridge: float = RIDGE,
+        n_clusters: int = N_CLUSTERS,
+        val_fraction: float = VAL_FRACTION,
+        handover: str = HANDOVER,
         seed: int = 0,
+        labels: np.ndarray | None = None,
     ):
         super().__init__(module)
         self.automatic_optimization = False
@@ -131,8 +109,10 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         self.ridge = ridge
         self.n_clusters = n_clusters
         self.val_fraction = val_fraction
+        self.handover = handover
         self.seed = seed
         self._X, self._Y = X, Y
+        self._given_labels = labels
         self._labels: torch.Tensor | None = None
         self._val: torch.Tensor | None = None
         self._gen = torch.Generator().manual_seed(int(seed))
@@ -141,6 +121,7 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         self._opt: torch.optim.Optimizer | None = None
         self._best: tuple[float, dict] | None = None
         self.epoch_log: list[dict] = []
+        self.baseline_val_ce: float | None = None
         self.weight_norms_before_pruning: np.ndarray | None = None
 
     # --------------------------------------------------------------- lightning
@@ -162,6 +143,15 @@ class SBNNTrainingPlan(LeanTrainingPlan):
                 self._end_phase(self.phases[self._phase_idx])
             self._phase_idx += 1
             self._start_phase(self.phases[self._phase_idx])
+        self._describe_progress()
+
+    def _describe_progress(self) -> None:
+        """Show the phase on the progress bar ("sBNN unfrozen 3/5")."""
+        trainer = getattr(self, "_trainer", None)
+        bar = getattr(getattr(trainer, "progress_bar_callback", None), "train_progress_bar", None)
+        if bar is not None and hasattr(bar, "set_description"):
+            phase = self.phases[self._phase_idx]
+            bar.set_description(f"sBNN {phase.name} {self._phase_idx + 1}/{len(self.phases)}")
 
     def on_train_end(self) -> None:
         """Finish the last phase (pruning or restoring the best pre-training epoch)."""
@@ -197,7 +187,7 @@ class SBNNTrainingPlan(LeanTrainingPlan):
     def _end_phase(self, phase: Phase) -> None:
         module = self.module
         if phase.loss == "ce":
-            if self._best is not None:
+            if self.handover == "best" and self._best is not None:
                 module.load_state_dict(self._best[1])
             module.reset_head(self.seed + 1)
             self._best = None
@@ -210,16 +200,23 @@ class SBNNTrainingPlan(LeanTrainingPlan):
             self._X = self._X.index_select(1, keep_t).contiguous()
 
     def _setup_pretraining(self) -> None:
-        from sklearn.cluster import KMeans
-
-        y = self._Y.detach().cpu().numpy()
-        km = KMeans(n_clusters=self.n_clusters, n_init=10, random_state=self.seed).fit(y)
-        self._labels = torch.as_tensor(km.labels_, dtype=torch.long, device=self._X.device)
-        n = self._X.shape[0]
-        perm = torch.randperm(n, generator=self._gen)
-        n_val = int(round(self.val_fraction * n))
-        self._val = perm[:n_val].to(self._X.device)
-        self._train_pre = perm[n_val:].to(self._X.device)
+        """k-means labels of the targets; 40 % hold-out among the cells of kept clusters."""
+        if self._given_labels is None:
+            y = self._Y.detach().cpu().numpy()
+            labels = pretrain_labels(y, self.n_clusters, self.seed)
+        else:
+            labels = np.asarray(self._given_labels, dtype=np.int64)
+        self.n_classes = int(labels.max()) + 1
+        dev = self._X.device
+        self._labels = torch.as_tensor(np.maximum(labels, 0), dtype=torch.long, device=dev)
+        usable = torch.as_tensor(np.flatnonzero(labels >= 0), dtype=torch.long)
+        perm = usable[torch.randperm(usable.numel(), generator=self._gen)]
+        n_val = int(round(self.val_fraction * perm.numel()))
+        self._val = perm[:n_val].to(dev)
+        self._train_pre = perm[n_val:].to(dev)
+        self.baseline_val_ce = baseline_cross_entropy(
+            labels[perm[n_val:].numpy()], labels[perm[:n_val].numpy()], self.n_classes
+        )
 
     # -------------------------------------------------------------------- step
     def training_step(self, batch, batch_idx):
@@ -244,6 +241,7 @@ class SBNNTrainingPlan(LeanTrainingPlan):
                 fit = F.mse_loss(module.gene_decoder(z), xb)
             elif phase.loss == "ce":
                 _, logits = module.forward_targets(xb, classify=True)
+                logits = logits[:, : self.n_classes]  # the kept clusters only
                 fit = F.cross_entropy(logits, self._labels.index_select(0, idx))
             else:
                 _, out = module.forward_targets(xb)
@@ -263,19 +261,24 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         rec = {"epoch": int(self.current_epoch), "phase": phase.name, "loss": float(tot[0])}
         rec["fit"], rec["group_lasso"] = float(tot[1]), float(tot[2])
         if phase.loss == "ce":
-            rec["val_cross_entropy"] = self._validate_pretraining()
+            val_ce = self._validate_pretraining()
+            if val_ce is not None:
+                rec["val_cross_entropy"] = val_ce
         self.epoch_log.append(rec)
         self.log("train_loss", float(tot[0]), on_step=False, on_epoch=True)
         return None
 
     @torch.no_grad()
-    def _validate_pretraining(self) -> float:
+    def _validate_pretraining(self) -> float | None:
         module = self.module
+        if self._val.numel() == 0:
+            return None
         xb = self._X.index_select(0, self._val)
         _, logits = module.forward_targets(xb, classify=True)
+        logits = logits[:, : self.n_classes]
         ce = float(F.cross_entropy(logits, self._labels.index_select(0, self._val)))
-        if self._best is None or ce < self._best[0]:
-            self._best = (ce, copy.deepcopy(module.state_dict()))
+        if self.handover == "best" and (self._best is None or ce < self._best[0]):
+            self._best = (ce, {k: v.detach().clone() for k, v in module.state_dict().items()})
         return ce
 
     def on_train_epoch_end(self) -> None:

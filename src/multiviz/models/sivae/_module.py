@@ -30,48 +30,9 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from ._layers import MLP, GaussianEncoder
+
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-class MLP(nn.Sequential):
-    """``Linear -> ReLU`` blocks (no normalisation layers, so attributions are exact).
-
-    The hidden stack is plain so that decoder attributions (DeepLIFT's rescale rule,
-    integrated gradients) have the closed forms used in ``mv.tl.decoder_attribution``.
-    """
-
-    def __init__(
-        self,
-        n_in: int,
-        sizes: Sequence[int],
-        dropout_rate: float = 0.0,
-        last_activation: bool = True,
-    ):
-        layers: list[nn.Module] = []
-        for i, n_out in enumerate(sizes):
-            layers.append(nn.Linear(n_in, n_out))
-            if last_activation or i < len(sizes) - 1:
-                layers.append(nn.ReLU())
-                if dropout_rate > 0:
-                    layers.append(nn.Dropout(dropout_rate))
-            n_in = n_out
-        super().__init__(*layers)
-
-
-class GaussianEncoder(nn.Module):
-    """Diagonal Gaussian encoder: MLP, linear mean, softplus scale (paper eqs. 10-11)."""
-
-    def __init__(self, n_in: int, n_latent: int, sizes: Sequence[int], dropout_rate: float = 0.0):
-        super().__init__()
-        self.body = MLP(n_in, sizes, dropout_rate)
-        n_last = sizes[-1] if len(sizes) else n_in
-        self.mean = nn.Linear(n_last, n_latent)
-        self.scale = nn.Linear(n_last, n_latent)
-
-    def forward(self, x: torch.Tensor) -> Normal:
-        """Return ``q(latent | x)``."""
-        h = self.body(x)
-        return Normal(self.mean(h), F.softplus(self.scale(h)) + 1e-4)
 
 
 def _sync_phase(module, incompatible_keys) -> None:
@@ -101,7 +62,11 @@ class SIVAEModule(BaseModuleClass):
     linear
         siVAE (linear), eq. 19: the mean is ``v_{f,1} · z_{c,1}`` directly.
     gamma
-        Weight of the interpretability term (paper: 0.05).
+        Weight of the interpretability term, ``gamma * SSE`` as in the reference code
+        (paper: 0.05; multiviz's default, chosen by measurement, is set by the model class).
+    interp_pretrain
+        Add the interpretability term to step 2 as well, with the cell scores fixed at
+        their step-1 posteriors (see :meth:`feature_pretrain_loss`).
     dropout_rate
         Dropout in the hidden layers (0 by default).
     """
@@ -119,6 +84,7 @@ class SIVAEModule(BaseModuleClass):
         likelihood: str = "gaussian",
         linear: bool = False,
         gamma: float = 0.05,
+        interp_pretrain: bool = False,
         dropout_rate: float = 0.0,
     ):
         super().__init__()
@@ -128,6 +94,7 @@ class SIVAEModule(BaseModuleClass):
         self.likelihood = likelihood
         self.linear = linear
         self.gamma = gamma
+        self.interp_pretrain = interp_pretrain
         self.n_batch = n_batch
         self.n_cats_per_cov = list(n_cats_per_cov or [])
         self.n_continuous_cov = n_continuous_cov
@@ -165,6 +132,10 @@ class SIVAEModule(BaseModuleClass):
         self.register_buffer("library_log_mean", torch.tensor(0.0))
         self.register_buffer("library_log_std", torch.tensor(1.0))
         self.register_buffer("is_prepared", torch.tensor(False))
+        # step-2 interpretability term: Gram matrix of the step-1 scores and the per-gene
+        # least-squares coefficients of the interpretability target on them (not saved)
+        self.register_buffer("z_gram", torch.zeros(n_latent, n_latent), persistent=False)
+        self.register_buffer("v_lstsq", torch.zeros(n_input, n_latent), persistent=False)
         # cache of v_{f,L} used when the feature branch is gene-minibatched (phase 3)
         self.register_buffer("v_cache", torch.zeros(n_input, self.n_out_hidden), persistent=False)
         # current training step (1, 2, 3); saved so that a loaded model knows what was trained
@@ -339,7 +310,8 @@ class SIVAEModule(BaseModuleClass):
                 if cov is not None:
                     jw = self.interp_cov.weight if idx is None else self.interp_cov.weight[idx]
                     lin = lin + cov @ jw.T
-                interp = 0.5 * ((target - lin) ** 2).sum(-1) * scale
+                # gamma * SSE, as the reference implementation weights eq. 13 (not gamma * SSE / 2)
+                interp = ((target - lin) ** 2).sum(-1) * scale
                 loss = loss + self.gamma * interp
                 extra["interpretability"] = interp.mean()
             extra["kl_feature"] = kl_v
@@ -359,8 +331,19 @@ class SIVAEModule(BaseModuleClass):
         scale = torch.exp(self.w_log_scale)
         nll = -Normal(vl, scale).log_prob(target).sum(-1)
         kl_v = kl_divergence(q, Normal(0.0, 1.0)).sum(-1)
-        loss = (nll + kl_weight * kl_v).mean()
-        return LossOutput(loss=loss, reconstruction_loss=nll, kl_local=kl_v)
+        loss = nll + kl_weight * kl_v
+        extra = {}
+        if self.interp_pretrain and self.gamma > 0 and not self.linear:
+            # sum over training cells of E (t_cf - b_f - v_f . z_c)^2 with z_c ~ q(z_c) of step
+            # 1 fixed and b_f at its optimum equals (v_f - beta_f)^T G (v_f - beta_f) + const,
+            # G = sum_c (mu_c - mean mu)(mu_c - mean mu)^T + diag(sum_c sigma_c^2)
+            d = v1 - self.v_lstsq[idx]
+            interp = torch.einsum("bi,ij,bj->b", d, self.z_gram, d)
+            loss = loss + self.gamma * interp
+            extra["interpretability"] = interp.mean()
+        return LossOutput(
+            loss=loss.mean(), reconstruction_loss=nll, kl_local=kl_v, extra_metrics=extra
+        )
 
     @torch.no_grad()
     def sample(self, n_samples: int, cov: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,6 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from multiviz.train._lean_plan import LeanTrainingPlan
 
+#: Names of the three training steps (history ``phase`` column, progress bar).
+PHASE_NAMES = {1: "cell_pretrain", 2: "feature_pretrain", 3: "joint"}
+
 
 class GeneDataModule(LightningDataModule):
     """Minibatches of gene indices for phase 2 (Lightning adds a distributed sampler)."""
@@ -63,6 +66,16 @@ class SIVAETrainingPlan(LeanTrainingPlan):
     def __init__(self, module, *, phase: int = 3, n_epochs_kl_warmup: int | None = None, **kwargs):
         super().__init__(module, n_epochs_kl_warmup=n_epochs_kl_warmup, **kwargs)
         self.phase = phase
+
+    def on_train_epoch_start(self) -> None:
+        """Name the step in scvi-tools' progress bar (``siVAE step 2/3, epoch 5/50``)."""
+        bar = getattr(self.trainer.progress_bar_callback, "main_progress_bar", None)
+        if bar is not None and hasattr(bar, "set_description"):
+            name = PHASE_NAMES[self.phase]
+            bar.set_description(
+                f"siVAE step {self.phase}/3 ({name}), epoch "
+                f"{self.current_epoch + 1}/{self.trainer.max_epochs}"
+            )
 
     def on_train_start(self) -> None:
         """Per-phase set-up once the module sits on its training device.

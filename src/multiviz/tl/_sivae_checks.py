@@ -1,0 +1,185 @@
+"""Up-front checks of ``mv.tl.sivae``'s arguments and data (nothing is fitted or written)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from multiviz import _logging as logg
+from multiviz._validate import (
+    InputError,
+    check_bool,
+    check_counts,
+    check_finite,
+    check_float,
+    check_int,
+    check_min_obs,
+    check_no_nan_labels,
+    check_option,
+    check_random_state,
+    check_str,
+    check_unique_names,
+    check_writable,
+    get_layer,
+)
+
+#: Fewest cells / genes siVAE is fitted on (a train/validation split and a PCA of Xᵀ).
+MIN_CELLS = 10
+MIN_GENES = 2
+
+
+def check_container(adata, copy: bool) -> None:
+    """AnnData, in memory, writable (a view is fine with ``copy=True``), unique names, not empty."""
+    if not isinstance(adata, AnnData):
+        raise InputError(
+            f"`adata` must be an AnnData, got {type(adata).__name__} (for a MuData pass one "
+            "modality, e.g. `mdata['rna']`)."
+        )
+    if adata.isbacked:
+        raise InputError(
+            "`adata` is backed (opened with `backed='r'`); siVAE needs it in memory: "
+            "`adata = adata.to_memory()`."
+        )
+    if not copy:
+        check_writable(adata, "adata")
+    check_unique_names(adata, "adata")
+    check_min_obs(adata.n_obs, MIN_CELLS, "adata")
+    check_min_obs(adata.n_vars, MIN_GENES, "adata", what="genes")
+
+
+def check_obs_keys(
+    adata: AnnData,
+    batch_key: str | None,
+    labels_key: str | None,
+    categorical_covariate_keys: Sequence[str] | None,
+    continuous_covariate_keys: Sequence[str] | None,
+) -> list[str]:
+    """Covariate columns exist; categorical ones have no NaN, continuous ones are finite."""
+    check_str(batch_key, "batch_key", optional=True)
+    check_str(labels_key, "labels_key", optional=True)
+    cats = _key_list(categorical_covariate_keys, "categorical_covariate_keys")
+    conts = _key_list(continuous_covariate_keys, "continuous_covariate_keys")
+    named = [("batch_key", batch_key), ("labels_key", labels_key)]
+    named += [("categorical_covariate_keys", k) for k in cats]
+    named += [("continuous_covariate_keys", k) for k in conts]
+    for arg, key in named:
+        if key is not None and key not in adata.obs:
+            raise InputError(
+                f"`{arg}`: {key!r} is not a column of `adata.obs` (available: {list(adata.obs)})."
+            )
+    for arg, key in named[:2] + [("categorical_covariate_keys", k) for k in cats]:
+        if key is not None:
+            check_no_nan_labels(adata.obs[key], f"{arg}={key!r}")
+    for key in conts:
+        col = adata.obs[key]
+        if not pd.api.types.is_numeric_dtype(col):
+            raise InputError(
+                f"`continuous_covariate_keys`: column {key!r} must be numeric, got {col.dtype}."
+            )
+        check_finite(col.to_numpy(dtype=float)[:, None], f"continuous_covariate_keys={key!r}")
+    return [k for _, k in named if k is not None]
+
+
+def _key_list(keys, arg: str) -> list[str]:
+    if keys is None:
+        return []
+    if isinstance(keys, str) or not isinstance(keys, Sequence):
+        raise InputError(f"`{arg}` must be a list of obs column names, got {keys!r}.")
+    return [check_str(k, arg) for k in keys]
+
+
+def check_data(adata: AnnData, layer: str | None, likelihood: str):
+    """The modelled matrix: finite (Gaussian) or raw counts (NB)."""
+    check_str(layer, "layer", optional=True)
+    x = get_layer(adata, layer, "layer")
+    what = f"layer {layer!r}" if layer else "adata.X"
+    if likelihood == "nb":
+        check_counts(x, what)
+    else:
+        check_finite(x, what)
+    return x
+
+
+def constant_genes(x) -> np.ndarray:
+    """Boolean mask of genes with one value in every cell (all-zero genes included)."""
+    if sparse.issparse(x):
+        lo = np.asarray(x.min(axis=0).todense()).ravel()
+        hi = np.asarray(x.max(axis=0).todense()).ravel()
+        return lo == hi
+    x = np.asarray(x)
+    return np.all(x == x[:1], axis=0)
+
+
+def check_schedule(
+    max_epochs, pretrain_epochs, feature_pretrain_epochs, batch_size, lr, weight_decay
+) -> dict:
+    """Epoch counts (joint step >= 1: loadings need it), batch size and optimiser settings."""
+    out = {
+        "max_epochs": None if max_epochs is None else check_int(max_epochs, "max_epochs"),
+        "pretrain_epochs": None
+        if pretrain_epochs is None
+        else check_int(pretrain_epochs, "pretrain_epochs"),
+        "feature_pretrain_epochs": None
+        if feature_pretrain_epochs is None
+        else check_int(feature_pretrain_epochs, "feature_pretrain_epochs", minimum=0),
+        "batch_size": check_int(batch_size, "batch_size"),
+        "lr": check_float(lr, "lr", low=0, low_open=True),
+        "weight_decay": check_float(weight_decay, "weight_decay", low=0),
+    }
+    return out
+
+
+def check_options(
+    *,
+    n_latent,
+    gamma,
+    likelihood,
+    linear,
+    interp_pretrain,
+    feature_input,
+    n_feature_input,
+    gene_batch_size,
+    train_size,
+    dropout_rate,
+    random_state,
+    key_added,
+    return_model,
+    copy,
+    early_stopping,
+) -> dict:
+    """Model options, validated; returns the normalised values."""
+    if gene_batch_size not in ("auto", None):
+        gene_batch_size = check_int(gene_batch_size, "gene_batch_size")
+    return {
+        "n_latent": check_int(n_latent, "n_latent"),
+        "gamma": check_float(gamma, "gamma", low=0),
+        "likelihood": check_option(likelihood, ["gaussian", "nb"], "likelihood"),
+        "linear": check_bool(linear, "linear"),
+        "interp_pretrain": check_bool(interp_pretrain, "interp_pretrain"),
+        "feature_input": check_option(
+            feature_input, ["pca", "downsample", "full"], "feature_input"
+        ),
+        "n_feature_input": check_int(n_feature_input, "n_feature_input"),
+        "gene_batch_size": gene_batch_size,
+        "train_size": check_float(train_size, "train_size", low=0, high=1, low_open=True),
+        "dropout_rate": check_float(dropout_rate, "dropout_rate", low=0, high=1, high_open=True),
+        "random_state": check_random_state(random_state),
+        "key_added": check_str(key_added, "key_added"),
+        "return_model": check_bool(return_model, "return_model"),
+        "copy": check_bool(copy, "copy"),
+        "early_stopping": check_bool(early_stopping, "early_stopping"),
+    }
+
+
+def warn_constant(mask: np.ndarray, key_added: str) -> None:
+    """Say how many genes are constant and what is written for them."""
+    if mask.any():
+        logg.warning(
+            f"{int(mask.sum())} of {mask.size} genes are constant over cells (e.g. all-zero); "
+            f"they have no reconstruction R²: siVAE writes centrality 0 and loadings 0 for them "
+            f"with `var['{key_added}_used'] = False` and leaves them out of the mean R²."
+        )

@@ -1,0 +1,64 @@
+"""What ``mv.tl.sivae`` reports beside its arrays: the training history and a PCA baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multiviz import _logging as logg
+
+
+def _history(model) -> tuple[dict, dict]:
+    """``history`` (one row per epoch, ``phase`` column, metrics every step logs) and per step."""
+    phases = model.phase_history_ or {}
+    per_phase = {
+        name: {k: np.asarray(v, float) for k, v in h.items()} for name, h in phases.items()
+    }
+    common = set.intersection(*(set(h) for h in per_phase.values())) if per_phase else set()
+    table: dict[str, list] = {"phase": [], "epoch": []}
+    for metric in sorted(common):
+        table[metric] = []
+    for name, h in per_phase.items():
+        n = len(next(iter(h.values()))) if h else 0
+        table["phase"] += [name] * n
+        table["epoch"] += list(range(1, n + 1))
+        for metric in common:
+            table[metric] += list(h[metric])
+    history = {
+        "phase": np.asarray(table.pop("phase"), dtype=str),
+        "epoch": np.asarray(table.pop("epoch"), dtype=np.int64),
+        **{k: np.asarray(v, dtype=float) for k, v in table.items()},
+    }
+    return history, per_phase
+
+
+#: Largest dense matrix (cells x genes) the PCA baseline is computed on.
+PCA_BASELINE_MAX_ELEMENTS = 50_000_000
+
+
+def _pca_r2(x, used: np.ndarray, n_components: int, random_state: int) -> float | None:
+    """Mean per-gene R² of PCA with ``n_components`` components (the trivial baseline).
+
+    Gaussian models only (their R² is on the modelled values); ``None`` when the matrix
+    is too large to make dense or the rank is too high.
+    """
+    from scipy import sparse
+    from sklearn.decomposition import PCA
+
+    n, g = x.shape
+    if n * g > PCA_BASELINE_MAX_ELEMENTS or n_components >= min(n, g):
+        return None
+    xd = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)[:, used]
+    pca = PCA(n_components=n_components, svd_solver="randomized", random_state=random_state)
+    rec = pca.inverse_transform(pca.fit_transform(xd))
+    sst = ((xd - xd.mean(0)) ** 2).sum(0)
+    return float(np.mean(1.0 - ((xd - rec) ** 2).sum(0) / sst))
+
+
+def _warn_if_not_better_than_pca(out: dict, r2_pca: float | None, n_latent: int) -> None:
+    if r2_pca is not None and out["r2_gene"] < r2_pca:
+        logg.warning(
+            f"siVAE's reconstruction (mean per-gene R² {out['r2_gene']:.3f}) does not beat PCA "
+            f"with the same {n_latent} components (R² {r2_pca:.3f}): the fit is probably not "
+            "converged. Train longer (`max_epochs`), raise `lr` (e.g. 3e-3) or use a smaller "
+            "`batch_size` on small data; check that the data are centred and scaled per gene."
+        )
