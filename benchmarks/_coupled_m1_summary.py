@@ -158,6 +158,14 @@ def _table(per_fold: list[dict], lams, levels) -> dict:
             entry["recon_r2_within"] = (entry["r2_within_rna"] + entry["r2_within_ephys"]) / 2
             entry["recon_r2_cross"] = (entry["r2_cross_rna"] + entry["r2_cross_ephys"]) / 2
         entry["steps"] = float(np.mean([r["steps"] for r in rows]))
+        leaf, fam = levels[-1], levels[0]  # flat aliases read by docs/_scripts tables
+        entry["qda_cross"] = entry["levels"][leaf]["qda_cross"]
+        entry["qda_cross_se"] = entry["levels"][leaf]["qda_cross_se"]
+        entry["qda_cross_family"] = entry["levels"][fam]["qda_cross"]
+        entry["qda_cross_family_se"] = entry["levels"][fam]["qda_cross_se"]
+        if "gmm_ami" in entry["levels"][leaf]:
+            entry["ami"] = entry["levels"][leaf]["gmm_ami"]
+            entry["ami_se"] = entry["levels"][leaf]["gmm_ami_se"]
         if m == "cca":
             out["cca"] = entry
             continue
@@ -208,6 +216,8 @@ def summarise(args, data, levels, lams, out_path: Path) -> None:
     short = []
     if args.work_short is not None:
         short = _collect(args.work_short, lams, args.folds, labels, levels, None, args.seed)
+        done = {r["fold"] for r in per_fold}
+        short = [r for r in short if r["fold"] not in done]  # a fold counts once
     if short:
         step = int(short[0]["methods"]["0"]["steps"])
         combined = _at_step(per_fold, step) + short
@@ -227,13 +237,14 @@ def summarise(args, data, levels, lams, out_path: Path) -> None:
     out["per_fold"] = per_fold
     out["setup"] = {
         "k_folds": args.folds,
+        "n_cells": int(len(data[0])),
         "folds_evaluated": [r["fold"] for r in per_fold],
         "n_folds_evaluated": len(per_fold),
         "fold_note": (
             "10-fold splits (each model trains on 90 % of the cells, tests on the other 10 %); "
             "only the folds listed could be trained in the session's compute (2 CPU cores "
             "shared by ~7 people, load average 18-22, ~7 % of a core per process): with so "
-            "few folds the SEs are wide or undefined (NaN with one fold)."
+            "few folds the SEs are wide or undefined (null with one fold)."
         ),
         "steps": args.steps,
         "schedule": (

@@ -269,6 +269,19 @@ def merge() -> dict:
             "sbnn2_r2_mean": base,
             "no_lower_than_sbnn2": None if base is None else bool(c["r2_mean"] >= base),
         }
+    res["notes"] = [
+        "Parts ran as two concurrent processes on a 2-core machine shared by ~7 people (load "
+        "average ~20); CPU seconds are per process, wall seconds depend on the load.",
+        "cv10.seconds_sequential extrapolates the sequential folds that finished (see "
+        "sequential_folds_run) to 10 folds; the ensemble and the sequential path ran the same "
+        "folds with the same seed, so their per-fold R² are comparable fold by fold.",
+        "stability.jaccard_mean: 10 seeds on all cells (the paper's protocol). "
+        "stability.jaccard_mean_consensus: consensus sets of members_per_consensus seeds each "
+        "from disjoint seed groups of the same 10 seeds (n_consensus_sets of them), i.e. one "
+        "pair for 10 seeds in groups of 5; a larger run (e.g. 10 groups) was not affordable.",
+        "consensus_cv10: the consensus genes were chosen on all cells, then an sBNN-2 on them "
+        "was cross-validated; the gene choice is not nested in the folds.",
+    ]
     json.dump(res, open(OUT, "w"), indent=1)
     return res
 

@@ -43,6 +43,13 @@ def sbnn_table() -> str:
         "sbnn64": "sBNN-64",
         "sbnn2_no_pretrain": "sBNN-2, no pre-training",
     }
+
+    def jaccard(m):
+        return m.get("jaccard_mean", m.get("jaccard_mean_seed0"))
+
+    def seconds(m):
+        return m.get("seconds_per_fold", m.get("cpu_s_per_fit_mean"))
+
     rows = []
     for key, label in labels.items():
         m = d["models"].get(key)
@@ -54,8 +61,8 @@ def sbnn_table() -> str:
                 label,
                 f"{m['r2_mean']:.3f} ± {m['r2_sd']:.3f}",
                 paper,
-                f"{m['jaccard_mean']:.2f}",
-                f"{m['seconds_per_fold']:.1f}",
+                "–" if jaccard(m) is None else f"{jaccard(m):.2f}",
+                "–" if seconds(m) is None else f"{seconds(m):.1f}",
             ]
         )
     models = d["models"]
@@ -70,10 +77,8 @@ def sbnn_table() -> str:
         f"\nOn {d['dataset']}: sBNN-2 gains {gain2:+.3f} R² over rank-2 sRRR "
         f"({'less than' if abs(gain2) < sd2 else 'more than'} one fold-SD, {sd2:.3f}); "
         f"sBNN-64 gains {gain64:+.3f} over full-rank sRRR. The linear model selects far more "
-        f"stable genes (Jaccard {models['srrr_rank2']['jaccard_mean']:.2f} vs "
-        f"{models['sbnn2']['jaccard_mean']:.2f}) and fits "
-        f"{models['sbnn2']['seconds_per_fold'] / models['srrr_rank2']['seconds_per_fold']:.0f}× "
-        f"faster. Protocol: {d['protocol'][:160]}…; hardware: {d['hardware'].get('cpu')}, "
+        f"stable genes (Jaccard {jaccard(models['srrr_rank2']):.2f} vs "
+        f"{jaccard(models['sbnn2']):.2f}). Protocol: {d['protocol'][:160]}…; hardware: {d['hardware'].get('cpu')}, "
         f"{d['hardware'].get('cores_visible', d['hardware'].get('cores'))} shared cores.\n"
     )
     return text
@@ -92,10 +97,14 @@ def coupled_table() -> str:
         ("r2_cross_rna", "R² ephys→rna"),
     ]
 
+    def cell(m, k):
+        if m.get(k) is None:
+            return "–"
+        se = m.get(k + "_se")
+        return f"{m[k]:.3f}" + (f" ± {se:.3f}" if se is not None else "")
+
     def row(label, m):
-        return [label] + [
-            f"{m[k]:.3f} ± {m.get(k + '_se', float('nan')):.3f}" if k in m else "–" for k, _ in cols
-        ]
+        return [label] + [cell(m, k) for k, _ in cols]
 
     rows = [row(f"coupled AE, λ = {lam}", m) for lam, m in d["lam"].items()]
     rows.append(row("PC-CCA (linear)", d["cca"]))
@@ -106,9 +115,11 @@ def coupled_table() -> str:
         f"{label}: {'coupled AE' if best[1][k] > cca[k] else 'CCA'} "
         f"({best[1][k]:.3f} vs {cca[k]:.3f})"
         for k, label in cols
+        if best[1].get(k) is not None and cca.get(k) is not None
     ]
     text += (
-        f"\nMean ± SE over {d['setup']['k_folds']} folds of {d['setup']['n_cells']} M1 cells. "
+        f"\nMean ± SE over {d['setup'].get('n_folds_evaluated', d['setup']['k_folds'])} of "
+        f"{d['setup']['k_folds']} folds of {d['setup']['n_cells']} M1 cells. "
         f"Best coupled AE by family QDA (λ = {best[0]}) against CCA — "
         + "; ".join(wins)
         + f". CCA fits in {cca['seconds']:.1f} s.\n"

@@ -44,12 +44,16 @@ def debug(msg: str, *args) -> None:
 
 
 @contextmanager
-def timed(what: str):
-    """Log ``what`` at the start and ``    finished <what> (h:mm:ss)`` at the end, as scanpy does."""
+def timed(what: str, *, level: int = logging.INFO):
+    """Log ``what`` at the start and ``    finished <what> (h:mm:ss)`` at the end, as scanpy does.
+
+    Steps inside a fit pass ``level=logging.DEBUG`` so that a call prints one start and one
+    finish line at the default verbosity.
+    """
     from datetime import timedelta
 
     start = time.perf_counter()
-    logger.info(what)
+    logger.log(level, what)
     yield
     elapsed = time.perf_counter() - start
     shown = (
@@ -57,4 +61,4 @@ def timed(what: str):
         if elapsed >= 1
         else f"0:00:00.{int(elapsed * 100):02d}"
     )
-    logger.info("    finished %s (%s)", what.removeprefix("running "), shown)
+    logger.log(level, "    finished %s (%s)", what.removeprefix("running "), shown)

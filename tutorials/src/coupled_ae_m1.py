@@ -21,7 +21,7 @@ import numpy as np
 
 import multiviz as mv
 
-plt.rcParams["figure.dpi"] = 70
+plt.rcParams["figure.dpi"] = 110
 DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", Path.cwd().parent.parent / "shared" / "data"))
 mdata = md.read_h5mu(DATA / "m1_patchseq_scala2021.h5mu")
 mv.pp.prepare_paired(mdata, n_top_genes=1000)

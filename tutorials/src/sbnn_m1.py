@@ -23,7 +23,7 @@ import mudata as md  # noqa: E402
 
 import multiviz as mv
 
-plt.rcParams["figure.dpi"] = 70
+plt.rcParams["figure.dpi"] = 110
 DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", Path.cwd().parent.parent / "shared" / "data"))
 mdata = md.read_h5mu(DATA / "m1_patchseq_scala2021.h5mu")
 mdata

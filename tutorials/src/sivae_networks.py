@@ -21,7 +21,7 @@ import scanpy as sc
 
 import multiviz as mv
 
-plt.rcParams["figure.dpi"] = 70
+plt.rcParams["figure.dpi"] = 110
 DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", Path.cwd().parent.parent / "shared" / "data"))
 
 # %% [markdown]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import scanpy as sc
+from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
@@ -74,11 +74,13 @@ def _select_genes(
     if method == "detection":
         thr = _auto_threshold(counts) if threshold == "auto" else float(threshold)
         chosen = detection_gene_selection(
-            sc.AnnData(sub), n_top, threshold=thr, min_cells=min_cells, inplace=False
+            AnnData(sub), n_top, threshold=thr, min_cells=min_cells, inplace=False
         )
     else:
+        import scanpy as sc  # only for scanpy's own flavours; keeps `mv.pp` light to import
+
         thr = None
-        probe = sc.AnnData(sparse.csr_matrix(sub, dtype=np.float32))
+        probe = AnnData(sparse.csr_matrix(sub, dtype=np.float32))
         if method != "seurat_v3":
             sc.pp.normalize_total(probe)
             sc.pp.log1p(probe)

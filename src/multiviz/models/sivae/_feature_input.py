@@ -85,7 +85,7 @@ def build_feature_input(
     if kind == "pca":
         cells = stratified_subsample(train_idx, MAX_PCA_CELLS, labels, rng)
         if len(cells) < len(train_idx):
-            logg.info(f"    PCA of Xᵀ on {len(cells)} of {len(train_idx)} training cells")
+            logg.debug(f"    PCA of Xᵀ on {len(cells)} of {len(train_idx)} training cells")
     elif kind == "downsample":
         cells = stratified_subsample(train_idx, n_components, labels, rng)
     else:

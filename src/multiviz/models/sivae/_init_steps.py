@@ -6,6 +6,8 @@ construction and the training loop).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import torch
@@ -41,7 +43,10 @@ class SIVAEInitMixin:
             labels = np.asarray(
                 self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)
             ).ravel()
-        with logg.timed(f"building the siVAE feature-wise input ({self._feature_input_kind})"):
+        with logg.timed(
+            f"building the siVAE feature-wise input ({self._feature_input_kind})",
+            level=logging.DEBUG,
+        ):
             feat = build_feature_input(
                 x,
                 self._train_idx,
@@ -171,7 +176,9 @@ class SIVAEInitMixin:
                 stop = {}
                 if early_stopping and phase != 2:
                     stop = {"early_stopping": True, "early_stopping_monitor": "validation_loss"}
-                with logg.timed(f"siVAE step {phase}/3 ({PHASE_NAMES[phase]}, {n} epochs)"):
+                with logg.timed(
+                    f"siVAE step {phase}/3 ({PHASE_NAMES[phase]}, {n} epochs)", level=logging.DEBUG
+                ):
                     try:
                         TrainRunner(
                             self,
