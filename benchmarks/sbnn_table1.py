@@ -194,7 +194,9 @@ def main():
     nopre = args.nopre_folds if args.nopre_folds is not None else args.sbnn_folds
 
     mdata = md.read_h5mu(DATA / "m1_patchseq_scala2021.h5mu")
-    mv.pp.prepare_paired(mdata, x="rna", y="ephys", n_top_genes=1000)
+    mv.pp.prepare_paired(
+        mdata, x="rna", y="ephys", n_top_genes=1000, exclude_genes=None
+    )  # the paper's exact input
     result = {
         "command": "python " + " ".join(sys.argv),
         "dataset": "m1_patchseq_scala2021.h5mu (1213 cells, 1000 genes, 16 ephys features)",

@@ -72,6 +72,12 @@ def kept_classes(y_train, *, min_cells: int = 6, exclude: Sequence[str] = ()) ->
     Returns
     -------
     Sorted array of the kept class names.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mv.metrics.kept_classes(["a"] * 8 + ["b"] * 3, min_cells=6)
+    array(['a'], dtype='<U1')
     """
     check_positive_int(min_cells, "min_cells")
     y = _labels(y_train, len(np.asarray(y_train)), "y_train")
@@ -209,6 +215,14 @@ def gmm_consistency(
     Returns
     -------
     ``{"ami": adjusted mutual information, "ari": adjusted Rand index}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import multiviz as mv
+    >>> rng = np.random.default_rng(0)
+    >>> z = np.r_[rng.normal(0, 0.1, (50, 2)), rng.normal(3, 0.1, (50, 2))]
+    >>> scores = mv.metrics.gmm_consistency(z, z, z, z, n_components=2, n_init=5)
     """
     za_tr, zb_tr = _as_2d(z_a_train, "z_a_train"), _as_2d(z_b_train, "z_b_train")
     za, zb = _as_2d(z_a_test, "z_a_test"), _as_2d(z_b_test, "z_b_test")

@@ -49,6 +49,18 @@ def knn_accuracy(
     Returns
     -------
     Accuracy in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import multiviz as mv
+    >>> emb = np.r_[np.zeros((20, 2)), np.ones((20, 2))] + 0.01 * np.arange(40)[:, None]
+    >>> labels = np.repeat(["a", "b"], 20)
+    >>> train = np.arange(40) % 2 == 0
+    >>> mv.metrics.knn_accuracy(
+    ...     emb[train], labels[train], emb[~train], labels[~train], n_neighbors=5
+    ... )
+    1.0
     """
     xtr, xte = _as_2d(train_embedding, "train_embedding"), _as_2d(test_embedding, "test_embedding")
     ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
@@ -78,6 +90,13 @@ def knn_purity(embedding, labels, *, n_neighbors: int = 10, mask=None) -> float:
     Returns
     -------
     Purity in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import multiviz as mv
+    >>> emb = np.r_[np.zeros((20, 2)), np.ones((20, 2))] + 0.01 * np.arange(40)[:, None]
+    >>> mv.metrics.knn_purity(emb, np.repeat(["a", "b"], 20), n_neighbors=5)
     """
     x = _as_2d(embedding, "embedding")
     labels = np.asarray(labels)

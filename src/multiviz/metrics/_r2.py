@@ -46,6 +46,14 @@ def r2_score(y_true, y_pred, *, train_mean=None) -> float:
     Returns
     -------
     The scalar :math:`R^2`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import multiviz as mv
+    >>> y = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]])
+    >>> mv.metrics.r2_score(y, y)
+    1.0
     """
     y_true, y_pred = _prepare(y_true, y_pred, train_mean)
     denom = float(np.sum(y_true**2))
@@ -62,6 +70,14 @@ def r2_per_feature(y_true, y_pred, *, train_mean=None) -> np.ndarray:
     Returns
     -------
     Array of shape ``(n_features,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import multiviz as mv
+    >>> y = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]])
+    >>> mv.metrics.r2_per_feature(y, y)
+    array([1., 1.])
     """
     y_true, y_pred = _prepare(y_true, y_pred, train_mean)
     denom = np.sum(y_true**2, axis=0)

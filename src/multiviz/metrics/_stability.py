@@ -10,7 +10,14 @@ import pandas as pd
 
 
 def jaccard(a: Iterable, b: Iterable) -> float:
-    r"""Jaccard index :math:`|A \cap B| / |A \cup B|` of two sets (1.0 for two empty sets)."""
+    r"""Jaccard index :math:`|A \cap B| / |A \cup B|` of two sets (1.0 for two empty sets).
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mv.metrics.jaccard(["Pvalb", "Sst"], ["Sst", "Vip"])
+    0.3333333333333333
+    """
     a, b = set(a), set(b)
     union = a | b
     if not union:
@@ -19,7 +26,13 @@ def jaccard(a: Iterable, b: Iterable) -> float:
 
 
 def mean_pairwise_jaccard(sets: Sequence[Iterable]) -> float:
-    """Mean Jaccard index over all unordered pairs of ``sets`` (NaN for fewer than two)."""
+    """Mean Jaccard index over all unordered pairs of ``sets`` (NaN for fewer than two).
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mv.metrics.mean_pairwise_jaccard([["Pvalb", "Sst"], ["Sst", "Vip"], ["Sst", "Pvalb"]])
+    """
     sets = [set(s) for s in sets]
     pairs = list(combinations(range(len(sets)), 2))
     if not pairs:
@@ -28,7 +41,14 @@ def mean_pairwise_jaccard(sets: Sequence[Iterable]) -> float:
 
 
 def mean_pairwise_overlap(sets: Sequence[Iterable]) -> float:
-    """Mean number of elements shared by a pair of sets (the sBNN paper's "13 genes in common")."""
+    """Mean number of elements shared by a pair of sets (the sBNN paper's "13 genes in common").
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mv.metrics.mean_pairwise_overlap([["Pvalb", "Sst"], ["Sst", "Vip"]])
+    1.0
+    """
     sets = [set(s) for s in sets]
     pairs = list(combinations(range(len(sets)), 2))
     if not pairs:
@@ -37,7 +57,13 @@ def mean_pairwise_overlap(sets: Sequence[Iterable]) -> float:
 
 
 def selection_frequency(sets: Sequence[Iterable], universe: Sequence) -> pd.Series:
-    """Fraction of ``sets`` that contain each element of ``universe``."""
+    """Fraction of ``sets`` that contain each element of ``universe``.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mv.metrics.selection_frequency([["Pvalb", "Sst"], ["Sst"]], ["Pvalb", "Sst", "Vip"])
+    """
     counts = pd.Series(0.0, index=pd.Index(list(universe)))
     for s in sets:
         s = [g for g in s if g in counts.index]

@@ -98,6 +98,13 @@ def sbnn_consensus(
     Returns
     -------
     The dict of :func:`multiviz.tl.selection_stability`, with ``consensus_genes``.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mdata = mv.datasets.simulate_patchseq()
+    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    >>> mv.tl.sbnn_consensus(mdata, n_seeds=10)  # genes selected most often across 10 seeds, refitted
     """
     from ._selection_stability import selection_stability
 

@@ -93,6 +93,15 @@ def selection_stability(
     gene; NaN outside ``genes``) and ``mdata.uns[f"{key_added}_stability"]``; with
     ``consensus`` also everything :func:`multiviz.tl.sbnn` writes, under
     ``key_added=f"{key_added}_consensus"``.
+
+    Examples
+    --------
+    >>> import multiviz as mv
+    >>> mdata = mv.datasets.simulate_patchseq()
+    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    >>> mv.tl.selection_stability(mdata, method="srrr", n_seeds=10, rank=2)
+    >>> mv.tl.selection_stability(mdata, method="sbnn", n_seeds=10, consensus=True)  # one ensemble + refit
+    >>> mdata["rna"].var["sbnn_selection_frequency"].nlargest(5)
     """
     check_option(method, ("sbnn", "srrr"), "method")
     check_option(over, ("seeds", "folds", "folds_seeds"), "over")
