@@ -9,6 +9,7 @@ Lightning's and scvi-tools' own loggers are raised to ERROR and restored afterwa
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import warnings
@@ -103,6 +104,9 @@ def resolve_progress_bar(enable_progress_bar: bool | None) -> bool:
     """
     if enable_progress_bar is None:
         from .._settings import settings
+
+        if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
+            return False  # tqdm's own switch (e.g. when executing notebooks for the docs)
 
         interactive = _in_notebook() or bool(getattr(sys.stderr, "isatty", lambda: False)())
         return settings.verbosity >= 2 and interactive
