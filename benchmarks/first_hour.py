@@ -26,6 +26,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 OUT = RESULTS / "first_hour.json"
+
+
+def _portable(line: str) -> str:
+    """A printed line without this machine's paths (site-packages and the checkout)."""
+    line = re.sub(r"\S*/site-packages/", "<site-packages>/", line)
+    return line.replace(str(HERE.parent) + "/", "")
+
+
 DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
 M1 = DATA / "m1_patchseq_scala2021.h5mu"
 PBMC = DATA / "pbmc_10k_protein_v3_200cells_fixture.h5mu"
@@ -126,7 +134,9 @@ def measure_banners() -> dict:
     for name, code in FIT_CODE.items():
         start = time.perf_counter()
         out = _python(code.format(m1=str(M1), pbmc=str(PBMC)))
-        lines = [ln for ln in (out.stdout + "\n" + out.stderr).splitlines() if ln.strip()]
+        lines = [
+            _portable(ln) for ln in (out.stdout + "\n" + out.stderr).splitlines() if ln.strip()
+        ]
         ours = [ln for ln in lines if OURS.match(ln)]
         noisy = [ln for ln in lines if BANNER.search(ln) and not OURS.match(ln)]
         other = [ln for ln in lines if OTHER_WARNING.search(ln) and ln not in noisy]

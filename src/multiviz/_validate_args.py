@@ -27,6 +27,7 @@ __all__ = [
     "check_float",
     "check_int",
     "check_kwargs",
+    "check_not_backed",
     "check_no_nan_labels",
     "check_pattern",
     "check_str",
@@ -130,22 +131,35 @@ def check_kwargs(kwargs: Mapping[str, Any], allowed: Iterable[str], where: str) 
 # -- containers -----------------------------------------------------------------------------
 
 
+def _items(obj: Any, arg: str) -> list[tuple[str, Any]]:
+    """``obj`` and, for a MuData, each modality, with the name to show in messages."""
+    items = [(arg, obj)]
+    if isinstance(obj, MuData):
+        items += [(f"{arg}[{name!r}]", mod) for name, mod in obj.mod.items()]
+    return items
+
+
+def check_not_backed(obj: Any, arg: str, *, fix: str | None = None) -> None:
+    """Reject a backed (on-disk) AnnData/MuData or modality; ``fix`` replaces the default hint."""
+    for name, item in _items(obj, arg):
+        if getattr(item, "isbacked", False):
+            raise InputError(
+                fix.format(name=name, arg=arg)
+                if fix is not None
+                else f"`{name}` is backed (opened with `backed='r'`); this function writes results "
+                f"and needs it in memory: `{arg} = {arg}.to_memory()`."
+            )
+
+
 def check_writable(obj: Any, arg: str) -> None:
     """Reject AnnData/MuData views and backed (on-disk) objects, which a tool cannot write to."""
-    objs = [(arg, obj)]
-    if isinstance(obj, MuData):
-        objs += [(f"{arg}[{name!r}]", mod) for name, mod in obj.mod.items()]
-    for name, item in objs:
+    for name, item in _items(obj, arg):
         if getattr(item, "is_view", False):
             raise InputError(
                 f"`{name}` is a view (e.g. `mdata[:300]`); results cannot be written into it. "
                 f"Make it an object of its own first: `{arg} = {arg}.copy()`."
             )
-        if getattr(item, "isbacked", False):
-            raise InputError(
-                f"`{name}` is backed (opened with `backed='r'`); this function writes results "
-                f"and needs it in memory: `{arg} = {arg}.to_memory()`."
-            )
+    check_not_backed(obj, arg)
 
 
 def check_unique_names(obj: Any, arg: str) -> None:

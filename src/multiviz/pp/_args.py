@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from anndata import AnnData
-from mudata import MuData
 
 from .._validate import (
     InputError,
@@ -25,6 +24,7 @@ from .._validate import (
     check_unique_names,
     check_writable,
 )
+from .._validate_args import check_not_backed as _check_not_backed
 from ._targets import TARGET_TRANSFORMS
 
 GENE_SELECTIONS = ("detection", "seurat_v3", "seurat", "cell_ranger", "none")
@@ -38,16 +38,15 @@ RIBOSOMAL_GENES = r"^(?:(?:RPL|RPS|Rpl|Rps)P?\d+[A-JL-Za-jl-z]{0,2}\d*|RPSA|Rpsa
 
 def check_not_backed(obj: Any, arg: str) -> None:
     """Reject a backed (on-disk) MuData/AnnData or modality, naming the fix."""
-    items = [(arg, obj)]
-    if isinstance(obj, MuData):
-        items += [(f"{arg}[{name!r}]", mod) for name, mod in obj.mod.items()]
-    for name, item in items:
-        if getattr(item, "isbacked", False):
-            raise InputError(
-                f"`{name}` is backed (opened with `backed=True`/`'r'`); preprocessing reads every "
-                f"count and needs the data in memory. Load it first: `{arg} = mudata.read_h5mu(path)` "
-                f"(or `{arg} = {arg}.to_memory()`)."
-            )
+    _check_not_backed(
+        obj,
+        arg,
+        fix=(
+            "`{name}` is backed (opened with `backed=True`/`'r'`); preprocessing reads every "
+            "count and needs the data in memory. Load it first: `{arg} = mudata.read_h5mu(path)` "
+            "(or `{arg} = {arg}.to_memory()`)."
+        ),
+    )
 
 
 def check_prepare_args(

@@ -16,27 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import InputError, check_float, check_int, check_kwargs, check_option
+from ..models.sbnn._train_args import TRAIN_ARGS
 from ._paired_data import PairedArrays
 
 SBNN_MODEL_ARGS = ("bottleneck", "n_genes", "lasso", "pretrain", "random_state")
-SBNN_TRAIN_ARGS = (
-    "pretrain_epochs",
-    "frozen_epochs",
-    "unfrozen_epochs",
-    "no_pretrain_epochs",
-    "pruned_epochs",
-    "lr",
-    "lr_finetune",
-    "ridge",
-    "batch_size",
-    "val_fraction",
-    "handover",
-    "accelerator",
-    "devices",
-    "max_epochs",
-    "early_stopping",
-    "precision",
-    "strategy",
+# sBNN.train's keywords less the model's own, the gene decoder (not run in CV) and the
+# progress bar (one bar for the whole call).
+SBNN_TRAIN_ARGS = tuple(
+    name
+    for name in TRAIN_ARGS
+    if name not in (*SBNN_MODEL_ARGS, "gene_decoder_epochs", "enable_progress_bar")
 )
 SRRR_ARGS = ("rank", "n_genes", "lam", "alpha", "relaxed")
 

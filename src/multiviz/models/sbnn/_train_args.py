@@ -24,6 +24,7 @@ from ..._validate import (
     check_kwargs,
     check_option,
 )
+from ...train import TRAINING_VOCABULARY
 from . import _plan as plan
 
 SCHEDULE_ARGS = (
@@ -47,13 +48,7 @@ TRAIN_ARGS = (
     "batch_size",
     "val_fraction",
     "handover",
-    "max_epochs",
-    "accelerator",
-    "devices",
-    "enable_progress_bar",
-    "early_stopping",
-    "precision",
-    "strategy",
+    *(name for name in TRAINING_VOCABULARY if name != "batch_size"),
 )
 """Every keyword :meth:`SBNN.train` (and, through it, ``mv.tl.sbnn``) accepts."""
 
