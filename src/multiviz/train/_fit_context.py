@@ -127,10 +127,6 @@ def _translate(exc: BaseException) -> BaseException | None:
         return InputError(
             f"{exc}. Pass only the documented training arguments (see the function's docstring)."
         )
-    if isinstance(exc, RuntimeError) and "svd" in str(exc).lower() and "converge" in str(exc):
-        return FitError(
-            f"The fit diverged ({exc}); lower the learning rate `lr`. Nothing was written."
-        )
     return None
 
 
