@@ -58,3 +58,34 @@ def test_saved_model_loads_onto_users_object(trained, tmp_path):
     loaded = mv.models.SBNN.load(tmp_path / "sbnn", adata=m)
     np.testing.assert_array_equal(loaded.get_latent_representation(), m.obsm["X_sbnn"])
     assert list(loaded.selected_genes) == list(model.selected_genes)
+
+
+@pytest.mark.filterwarnings("ignore:.*does not beat")
+def test_projecting_held_out_cells_matches_cross_validation_predictions():
+    """A user's own split (prepare the training cells, fit, project the held-out cells'
+    raw counts) gives the out-of-fold predictions that ``cross_validate`` writes."""
+    from multiviz.tl._cross_validate import cv_folds
+
+    raw = mv.datasets.simulate_patchseq(n_cells=200, n_genes=80, random_state=0)
+    prepared = raw.copy()
+    mv.pp.prepare_paired(prepared, x="rna", y="ephys", gene_selection="none")
+    kw = {"n_genes": 5, **TINY}
+    mv.tl.cross_validate(
+        prepared, method="sbnn", n_folds=5, ensemble=False, return_predictions=True, **kw
+    )
+    fold = cv_folds(prepared.n_obs, 5, 0)
+    train, test = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
+
+    reference = raw[train].copy()
+    mv.pp.prepare_paired(reference, x="rna", y="ephys", gene_selection="none")
+    model = mv.tl.sbnn(reference, return_model=True, **kw)
+    query = raw[test].copy()  # raw counts only
+    project(query, model)
+    var = reference["ephys"].var
+    pred = (
+        query["rna"].obsm["sbnn_pred"].to_numpy() * var["zscore_std"].to_numpy()
+        + var["zscore_mean"].to_numpy()
+    )
+    out_of_fold = prepared["ephys"].layers["cv_sbnn_pred"][test]
+    scale = np.abs(out_of_fold).max()
+    np.testing.assert_allclose(pred, out_of_fold, rtol=0, atol=1e-5 * scale)

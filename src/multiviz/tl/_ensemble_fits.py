@@ -183,8 +183,13 @@ def _fit_ensemble(trains, seeds, model_kw, train_kw, progress) -> list[Fitted]:
                 "schedule); set the phase lengths (`pretrain_epochs`, ...) instead, or pass "
                 "`ensemble=False`."
             )
+    from ..models.sbnn._schedule import BATCH_SIZE, default_epochs
+
     sched_args = set(inspect.signature(paper_schedule).parameters)
-    sched = {k: v for k, v in train_kw.items() if k in sched_args}
+    # phase lengths not given: the paper's, bounded in steps for the members' size
+    n_cells = int(np.median([tr.X.shape[0] for tr in trains]))
+    sched = default_epochs(n_cells, int(train_kw.get("batch_size", BATCH_SIZE)))
+    sched.update({k: v for k, v in train_kw.items() if k in sched_args and v is not None})
     sched.update(pretrain=model_kw["pretrain"], lasso=model_kw["lasso"], gene_decoder_epochs=0)
     phases = paper_schedule(**sched)
     members, cache = [], {}

@@ -7,6 +7,7 @@ fit's schedule exactly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,69 @@ VAL_FRACTION = 0.4
 HANDOVER = "last"
 """Pre-training epoch handed to the regression phases: the last one, as the reference
 code does (``"best"``: lowest validation cross-entropy, the paper's text)."""
+
+# --- training length at other data sizes (issue 11): steps, not epochs, carry over ----
+REFERENCE_CELLS = 1092
+"""Training cells at which the paper's epoch counts are defined: one training fold of its
+10-fold cross-validation of M1 (1,213 cells x 9/10). At batch 32 a paper epoch there is
+35 optimisation steps, so e.g. the 50 pre-training epochs are 1,750 steps."""
+MAX_STEPS_FACTOR = 4
+"""A phase trains at most this many times its steps at :data:`REFERENCE_CELLS` (data
+larger than ~4,400 cells get fewer epochs than the paper's; each still sees every cell)."""
+
+
+def reference_steps(paper_epochs: int, batch_size: int = BATCH_SIZE) -> int:
+    """Optimisation steps of ``paper_epochs`` epochs at :data:`REFERENCE_CELLS` cells."""
+    return int(paper_epochs) * math.ceil(REFERENCE_CELLS / int(batch_size))
+
+
+def size_scaled_epochs(paper_epochs: int, n_cells: int, batch_size: int = BATCH_SIZE) -> int:
+    """A phase's epochs on ``n_cells`` training cells: the paper's, within step bounds.
+
+    The paper's epoch counts were set on M1 (:data:`REFERENCE_CELLS` training cells).
+    Held at epochs, 80 cells would get 1/14 of the optimisation steps (an untrained
+    network: the group lasso has not acted when pruning picks the genes) and 10,000
+    cells 9x as many. The phase length is therefore bounded in steps: at least
+    :func:`reference_steps` (the paper's steps at the paper's size), at most
+    :data:`MAX_STEPS_FACTOR` times that, and exactly the paper's epochs in between
+    (so M1 trains the paper's schedule unchanged).
+
+    Parameters
+    ----------
+    paper_epochs
+        The paper's epochs for the phase (:data:`PRETRAIN_EPOCHS`, ...).
+    n_cells
+        Training cells of the fit.
+    batch_size
+        Minibatch size (:data:`BATCH_SIZE`).
+
+    Returns
+    -------
+    Epochs, at least 1 (0 stays 0).
+
+    Examples
+    --------
+    >>> size_scaled_epochs(50, 1092), size_scaled_epochs(50, 72), size_scaled_epochs(50, 10_000)
+    (50, 584, 22)
+    """
+    if paper_epochs <= 0:
+        return 0
+    per_epoch = max(math.ceil(int(n_cells) / int(batch_size)), 1)
+    low = math.ceil(reference_steps(paper_epochs) / per_epoch)
+    high = max(MAX_STEPS_FACTOR * reference_steps(paper_epochs) // per_epoch, 1)
+    return int(min(max(int(paper_epochs), low), high))
+
+
+def default_epochs(n_cells: int, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+    """The paper's five phase lengths scaled to ``n_cells`` (:func:`size_scaled_epochs`)."""
+    paper = {
+        "pretrain_epochs": PRETRAIN_EPOCHS,
+        "frozen_epochs": FROZEN_EPOCHS,
+        "unfrozen_epochs": UNFROZEN_EPOCHS,
+        "no_pretrain_epochs": NO_PRETRAIN_EPOCHS,
+        "pruned_epochs": PRUNED_EPOCHS,
+    }
+    return {k: size_scaled_epochs(v, n_cells, batch_size) for k, v in paper.items()}
 
 
 def pretrain_labels(

@@ -52,6 +52,14 @@ TRAIN_ARGS = (
 )
 """Every keyword :meth:`SBNN.train` (and, through it, ``mv.tl.sbnn``) accepts."""
 
+_PAPER_EPOCHS = {
+    "pretrain_epochs": plan.PRETRAIN_EPOCHS,
+    "frozen_epochs": plan.FROZEN_EPOCHS,
+    "unfrozen_epochs": plan.UNFROZEN_EPOCHS,
+    "no_pretrain_epochs": plan.NO_PRETRAIN_EPOCHS,
+    "pruned_epochs": plan.PRUNED_EPOCHS,
+}
+
 GARBAGE_R2 = -0.5
 """Training R² below this is a failed fit (the mean predictor scores 0)."""
 
@@ -68,7 +76,8 @@ def check_extra(kwargs: dict[str, Any], where: str) -> None:
 def resolve_schedule(
     *,
     pretrain: bool,
-    epochs: dict[str, int],
+    epochs: dict[str, int | None],
+    n_cells: int,
     max_epochs: int | None,
     lasso: float,
     lr: float,
@@ -83,16 +92,32 @@ def resolve_schedule(
 ) -> dict[str, int]:
     """Validate the schedule; return the phase lengths (scaled to ``max_epochs``).
 
-    ``max_epochs`` scales the phases of the chosen schedule proportionally (each phase
-    keeps at least one epoch) so that they sum to about ``max_epochs``.
+    A phase length left at ``None`` is the paper's, bounded in optimisation steps for
+    ``n_cells`` training cells (:func:`~multiviz.models.sbnn._schedule.size_scaled_epochs`).
+    ``max_epochs`` then scales the phases of the chosen schedule proportionally (each
+    phase keeps at least one epoch) so that they sum to about ``max_epochs``.
     """
+    from ._schedule import default_epochs
+
     check_bool(pretrain, "pretrain")
-    epochs = {k: check_int(v, k, minimum=0) for k, v in epochs.items()}
+    check_int(batch_size, "batch_size", minimum=1)
+    scaled = default_epochs(n_cells, batch_size)
+    epochs = {
+        k: scaled[k] if v is None and k in scaled else check_int(v, k, minimum=0)
+        for k, v in epochs.items()
+    }
+    changed = [k for k, v in scaled.items() if epochs.get(k) == v != _PAPER_EPOCHS[k]]
+    if changed:
+        logg.info(
+            "    sBNN schedule for %d cells: %s epochs (the paper's optimisation steps; "
+            "its epochs are defined on 1,092 cells)",
+            n_cells,
+            ", ".join(f"{k.removesuffix('_epochs')} {epochs[k]}" for k in changed),
+        )
     check_float(lasso, "lasso", low=0.0)
     check_float(lr, "lr", low=0.0, low_open=True)
     check_float(lr_finetune, "lr_finetune", low=0.0, low_open=True)
     check_float(ridge, "ridge", low=0.0)
-    check_int(batch_size, "batch_size", minimum=1)
     check_float(val_fraction, "val_fraction", low=0.0, high=1.0, high_open=True)
     check_option(handover, ("last", "best"), "handover")
     if early_stopping not in (None, False):
