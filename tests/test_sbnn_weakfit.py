@@ -31,3 +31,29 @@ def test_silent_on_m1(m1_path, caplog):
     mv.tl.sbnn(m, gene_decoder_epochs=0)
     assert WARNING not in caplog.text
     assert m.uns["sbnn"]["r2_train"] > 0.3
+
+
+def _random_targets(n_cells: int):
+    m = mv.datasets.simulate_patchseq(n_cells=n_cells, n_genes=200, random_state=0)
+    mv.pp.prepare_paired(m, x="rna", y="ephys", gene_selection="none")
+    noise = np.random.default_rng(0).standard_normal(m["ephys"].shape)
+    m["ephys"].X = ((noise - noise.mean(0)) / noise.std(0)).astype(np.float32)
+    m["ephys"].layers["unscaled"] = m["ephys"].X.copy()
+    return m
+
+
+def test_cross_validate_warns_when_held_out_r2_does_not_beat_the_mean(caplog):
+    """sRRR on 80 cells of random targets: a positive training R², a held-out R² <= 0."""
+    m = _random_targets(80)
+    df = mv.tl.cross_validate(m, method="srrr", n_folds=5)
+    assert df.query("feature == 'all'")["r2_train"].mean() > 0  # looks fine on training cells
+    assert "does not beat the mean predictor on held-out cells" in caplog.text
+    assert "n_genes" in caplog.text  # names a fix
+
+
+def test_cross_validate_silent_on_planted_signal(caplog):
+    m = mv.datasets.simulate_patchseq(n_cells=200, n_genes=200, random_state=0)
+    mv.pp.prepare_paired(m, x="rna", y="ephys", gene_selection="none")
+    df = mv.tl.cross_validate(m, method="srrr", n_folds=5)
+    assert df.query("feature == 'all'")["r2"].mean() > 0.3
+    assert WARNING not in caplog.text

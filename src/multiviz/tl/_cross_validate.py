@@ -19,7 +19,12 @@ from .._validate import (
     check_writable,
 )
 from ..metrics._r2 import r2_per_feature, r2_score
-from ._cv_checks import check_folds, min_training_cells, safe_first_call
+from ._cv_checks import (
+    check_folds,
+    min_training_cells,
+    safe_first_call,
+    warn_if_no_better_than_mean,
+)
 from ._ensemble_fits import check_model_kwargs, fit_sbnn_members, fit_srrr_member
 from ._paired_data import check_n_genes, fold_arrays, resolve_inputs
 
@@ -133,6 +138,11 @@ def cross_validate(
       cells), so that ``mv.pl``/``mu.pl.embedding(mdata, basis=...)`` can draw it;
     - ``mdata.obs[f"{key_added}_fold"]``: the cell's test fold.
 
+    Warns
+    -----
+    When the mean held-out R² over the folds is not above 0 (the mean predictor's
+    score), a warning names the likely causes and fixes; the table is still written.
+
     Examples
     --------
     >>> import multiviz as mv
@@ -240,6 +250,7 @@ def cross_validate(
         )
         if return_predictions:
             out_pred, out_lat = _out_of_fold(mdata, target, fold_of, run, preds, latents, y)
+    warn_if_no_better_than_mean(df, method, n_train, kwargs)
     # ---- everything computed; now write
     mdata.uns[key] = df
     if not return_predictions:

@@ -64,3 +64,39 @@ def safe_first_call(mdata, x: str, y: str) -> None:
     except ImportError:
         return
     check_prepared(mdata, x, y)
+
+
+def warn_if_no_better_than_mean(df, method: str, n_train: int, kwargs: dict) -> bool:
+    """Warn when the held-out R² does not beat the mean predictor (R² 0); True if warned.
+
+    ``df`` is :func:`multiviz.tl.cross_validate`'s table; the score is the mean over folds
+    of the all-features R² on the test cells (the mean predictor uses the training
+    means, so it scores slightly below 0 on held-out cells).
+    """
+    from .. import _logging as logg
+
+    r2 = df.loc[df["feature"] == "all", "r2"].to_numpy(dtype=float)
+    if r2.size == 0 or float(np.mean(r2)) > 0.0:
+        return False
+    if method == "srrr":
+        fix = (
+            "too strong a penalty (`lam`) or too many genes for the cells (`n_genes`); "
+            "try a smaller `n_genes` or `rank`"
+        )
+    else:
+        fix = (
+            "too few cells for the network, too few optimisation steps, or too strong a "
+            "group lasso (`lasso`); try `pretrain=False`, a smaller `lasso`, or the linear "
+            "`method='srrr'`"
+        )
+    logg.warning(
+        "%s does not beat the mean predictor on held-out cells: mean test R² %.3f over %d "
+        "folds (the mean predictor scores ~0), with %d training cells per fold. The genes "
+        "may not predict these targets, or the fit failed. Likely causes: %s.",
+        method if method == "srrr" else f"sBNN-{kwargs.get('bottleneck', 2)}",
+        float(np.mean(r2)),
+        r2.size,
+        n_train,
+        fix,
+    )
+    return True
