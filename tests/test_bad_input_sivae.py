@@ -45,6 +45,8 @@ def _expect(obj, exc, match, fn=None, **kwargs):
         ({"pretrain_epochs": -3}, "pretrain_epochs"),
         ({"feature_pretrain_epochs": -1}, "feature_pretrain_epochs"),
         ({"batch_size": 0}, "batch_size"),
+        ({"joint_batch_size": 0}, "joint_batch_size"),
+        ({"joint_batch_size": 2.5}, "joint_batch_size"),
         ({"lr": 0}, "lr"),
         ({"lr": float("nan")}, "lr"),
         ({"gamma": -0.1}, "gamma"),

@@ -269,6 +269,10 @@ def coupled_autoencoder(
             phase="training",
             hint="Lower the learning rate (`train_kwargs={'lr': ...}`)",
         )
+        from ._coupled_checks import reconstruction_r2, warn_if_reconstruction_fails
+
+        recon = reconstruction_r2(model, mdata, modalities, layers, random_state)
+        warn_if_reconstruction_fails(recon, int(model.n_steps_), mdata.n_obs)
     keep = np.zeros(mdata.n_obs, dtype=bool)
     for mod in modalities:
         keep |= modality_rows(mdata, mod) >= 0

@@ -78,6 +78,7 @@ def sivae(
     pretrain_epochs: int | None = None,
     feature_pretrain_epochs: int | None = None,
     batch_size: int = 128,
+    joint_batch_size: int | None = None,
     lr: float = 1e-3,
     weight_decay: float = 1e-6,
     dropout_rate: float = 0.0,
@@ -136,9 +137,16 @@ def sivae(
     max_epochs, pretrain_epochs, feature_pretrain_epochs
         Epochs of the three steps: ``max_epochs`` sets all three (the schedule has equal
         steps) unless the step-1 / step-2 arguments are given; see
-        :meth:`multiviz.models.SIVAE.train`. Step 3 needs at least one epoch.
+        :meth:`multiviz.models.SIVAE.train`. Step 3 needs at least one epoch. ``None``
+        (default): a length per step from the data size (10 epochs, at least the
+        reference code's 2,000 steps and at most 10,000 steps at 128 cells per step;
+        logged at INFO), see :func:`multiviz.models.sivae._schedule.default_schedule`.
     batch_size, lr, weight_decay, dropout_rate
         Cells per minibatch and Adam / regularisation settings.
+    joint_batch_size
+        Cells per minibatch in step 3; ``None``: 512 in the default schedule (the feature
+        branch runs over every gene once per step, so larger minibatches spread it),
+        ``batch_size`` when ``max_epochs`` is given.
     train_size
         Fraction of cells used for training (the rest validates).
     accelerator, devices, precision, strategy
@@ -220,7 +228,13 @@ def sivae(
     )
     hidden = check_hidden(n_hidden)
     sched = chk.check_schedule(
-        max_epochs, pretrain_epochs, feature_pretrain_epochs, batch_size, lr, weight_decay
+        max_epochs,
+        pretrain_epochs,
+        feature_pretrain_epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        joint_batch_size=joint_batch_size,
     )
     chk.check_container(adata, copy)
     if copy:  # work on the copy from here (a view becomes an object of its own)
@@ -264,6 +278,7 @@ def sivae(
             pretrain_epochs=sched["pretrain_epochs"],
             feature_pretrain_epochs=sched["feature_pretrain_epochs"],
             batch_size=sched["batch_size"],
+            joint_batch_size=sched["joint_batch_size"],
             lr=sched["lr"],
             weight_decay=sched["weight_decay"],
             accelerator=accelerator,
@@ -298,6 +313,7 @@ def sivae(
             "n_feature_input": int(model.module.n_feature_input),
             "epochs": [int(v) for v in model.epochs_per_phase_.values()],
             "batch_size": sched["batch_size"],
+            "joint_batch_size": int(model.joint_batch_size_),
             "lr": sched["lr"],
             "train_size": opts["train_size"],
             "random_state": opts["random_state"],

@@ -115,9 +115,15 @@ def constant_genes(x) -> np.ndarray:
 
 
 def check_schedule(
-    max_epochs, pretrain_epochs, feature_pretrain_epochs, batch_size, lr, weight_decay
+    max_epochs,
+    pretrain_epochs,
+    feature_pretrain_epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    joint_batch_size=None,
 ) -> dict:
-    """Epoch counts (joint step >= 1: loadings need it), batch size and optimiser settings."""
+    """Epoch counts (joint step >= 1: loadings need it), batch sizes and optimiser settings."""
     out = {
         "max_epochs": None if max_epochs is None else check_int(max_epochs, "max_epochs"),
         "pretrain_epochs": None
@@ -127,6 +133,9 @@ def check_schedule(
         if feature_pretrain_epochs is None
         else check_int(feature_pretrain_epochs, "feature_pretrain_epochs", minimum=0),
         "batch_size": check_int(batch_size, "batch_size"),
+        "joint_batch_size": None
+        if joint_batch_size is None
+        else check_int(joint_batch_size, "joint_batch_size"),
         "lr": check_float(lr, "lr", low=0, low_open=True),
         "weight_decay": check_float(weight_decay, "weight_decay", low=0),
     }

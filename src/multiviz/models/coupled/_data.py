@@ -159,26 +159,37 @@ def _present_rows(X, r: np.ndarray, here: np.ndarray, cols) -> tuple[sparse.csr_
     """Stack-ordered CSR block of one modality and the CSR mask of its NaN values.
 
     Absent cells get empty rows, NaN values become 0; only present cells' rows are touched.
+    A sparse modality that already holds every stack cell in stack order (e.g. the RNA of
+    a partially paired MuData) is used as it is (no copy unless it holds NaN values).
     """
     n_cells = r.size
     src = r[here]
+    in_order = bool(here.all()) and np.array_equal(src, np.arange(n_cells))
     if sparse.issparse(X):
-        sub = sparse.csr_matrix(X)[src]
+        sub = sparse.csr_matrix(X)
+        if not (in_order and sub.shape[0] == n_cells):
+            sub = sub[src]
         if cols is not None:
             sub = sub[:, cols]
-        sub = sparse.csr_matrix(sub, dtype=np.float32)
+        if sub.dtype != np.float32:
+            sub = sub.astype(np.float32)
     else:
         dense = np.asarray(X)[src]
         if cols is not None:
             dense = dense[:, cols]
         sub = sparse.csr_matrix(np.asarray(dense, dtype=np.float32))
     nan_pos = np.isnan(sub.data)
-    nan = sub.copy()
-    nan.data = nan_pos.astype(np.float32)
-    nan.eliminate_zeros()
     if nan_pos.any():
+        sub = sub.copy()  # never modify the user's matrix
+        nan = sub.copy()
+        nan.data = nan_pos.astype(np.float32)
+        nan.eliminate_zeros()
         sub.data[nan_pos] = 0.0
         sub.eliminate_zeros()
+    else:
+        nan = sparse.csr_matrix(sub.shape, dtype=np.float32)
+    if in_order:
+        return sub, nan
     # place the present rows into the stack's row order (absent cells: empty rows)
     place = sparse.csr_matrix(
         (np.ones(src.size, np.float32), (np.flatnonzero(here), np.arange(src.size))),
@@ -227,6 +238,11 @@ class _IndexBatches:
     ``n_steps`` batches per pass (an "epoch"); training draws consecutive chunks of random
     permutations (so every batch holds distinct cells and mixes paired and unpaired cells at
     their population rate), validation walks the cells in order.
+
+    Under DDP (``world`` processes) every process draws the same permutations in chunks of
+    ``world * batch_size`` cells and takes chunk ``rank``: each process's minibatch has
+    ``batch_size`` distinct cells, so the latent batch norm and the coupling's singular
+    values see as many cells as on one process; the step averages ``world`` minibatches.
     """
 
     def __init__(
@@ -238,10 +254,14 @@ class _IndexBatches:
         device=None,
         n_steps: int | None = None,
         seed: int | None = None,
+        rank: int = 0,
+        world: int = 1,
     ):
         self.batcher, self.indices, self.device = batcher, np.asarray(indices), device
         self.n = self.indices.size
         self.batch_size = min(batch_size, self.n)
+        self.rank, self.world = int(rank), int(world)
+        self._draw = min(self.batch_size * self.world, self.n)
         self.n_steps = n_steps
         self.generator = None
         if seed is not None:
@@ -255,12 +275,14 @@ class _IndexBatches:
         return -(-self.n // self.batch_size)
 
     def _next_random(self) -> np.ndarray:
-        if self._pos + self.batch_size > self._perm.numel():
+        if self._pos + self._draw > self._perm.numel():
             self._perm = torch.randperm(self.n, generator=self.generator)
             self._pos = 0
-        pos = self._perm[self._pos : self._pos + self.batch_size].numpy()
-        self._pos += self.batch_size
-        return pos
+        pos = self._perm[self._pos : self._pos + self._draw]
+        self._pos += self._draw
+        if self.world > 1:
+            pos = pos.tensor_split(self.world)[self.rank]
+        return pos.numpy()
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         for step in range(len(self)):
@@ -305,19 +327,30 @@ class CoupledDataSplitter(DataSplitter):
         super().setup(stage)
         self.batcher = StackBatcher(self.adata_manager.adata)
 
+    def _placement(self) -> tuple:
+        """Training device, rank and number of processes (from the Lightning trainer)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return self.device, 0, 1
+        return trainer.strategy.root_device, int(trainer.global_rank), int(trainer.world_size)
+
     def train_dataloader(self):
-        """Random minibatches, ``steps_per_epoch`` per epoch."""
+        """Random minibatches, ``steps_per_epoch`` per epoch (this process's share)."""
+        device, rank, world = self._placement()
         return _IndexBatches(
             self.batcher,
             self.train_idx,
             self.batch_size,
-            device=self.device,
+            device=device,
             n_steps=self.steps_per_epoch,
             seed=self.seed,
+            rank=rank,
+            world=world,
         )
 
     def val_dataloader(self):
         """The validation cells in order (an empty list without a validation split)."""
         if len(self.val_idx) == 0:
             return []
-        return _IndexBatches(self.batcher, self.val_idx, self.batch_size, device=self.device)
+        device = self._placement()[0]
+        return _IndexBatches(self.batcher, self.val_idx, self.batch_size, device=device)

@@ -83,23 +83,37 @@ class _QuietRunner(TrainRunner):
 class CoupledTrainingMixin:
     """``train()`` of the coupled autoencoder."""
 
-    def _set_noise_scale(self, train_idx: np.ndarray) -> None:
+    def _set_noise_scale(self, train_idx: np.ndarray, chunk: int = 65_536) -> None:
         """Per-feature SD over the observed values of the *training* cells (sparse-safe).
 
         The reference used all cells; here only the training fold, so held-out cells do
-        not leak into the augmentation.
+        not leak into the augmentation. Sums are taken over ``chunk`` rows at a time, so
+        memory stays bounded by the chunk, not by the cells.
         """
-        X = sparse.csr_matrix(self.adata.X)[train_idx]
-        missing = sparse.csr_matrix(self.adata.layers["missing"])[train_idx]
-        presence = np.asarray(self.adata.obsm["presence"])[train_idx] > 0.5
+        X = sparse.csr_matrix(self.adata.X)
+        missing = sparse.csr_matrix(self.adata.layers["missing"])
+        presence = np.asarray(self.adata.obsm["presence"]) > 0.5
+        train = np.zeros(X.shape[0], dtype=bool)
+        train[np.asarray(train_idx)] = True
+        n_feat = X.shape[1]
+        total, total_sq = np.zeros(n_feat), np.zeros(n_feat)
+        n_missing = np.zeros(n_feat)
+        n_rows = np.zeros(len(self.module.arms))
+        for start in range(0, X.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            pres = presence[sl] & train[sl, None]
+            xc, mc = X[sl], missing[sl]
+            for k, block in enumerate(self.module._slices):
+                rows = np.flatnonzero(pres[:, k])
+                n_rows[k] += rows.size
+                x = xc[rows][:, block].astype(np.float64)
+                total[block] += np.asarray(x.sum(axis=0)).ravel()
+                total_sq[block] += np.asarray(x.multiply(x).sum(axis=0)).ravel()
+                n_missing[block] += np.asarray(mc[rows][:, block].getnnz(axis=0)).ravel()
         for k, (arm, block) in enumerate(zip(self.module.arms, self.module._slices)):
-            rows = presence[:, k]
-            x = X[rows][:, block].astype(np.float64)
-            n = rows.sum() - np.asarray(missing[rows][:, block].getnnz(axis=0)).ravel()
-            n = np.maximum(n, 1)
-            mean = np.asarray(x.sum(axis=0)).ravel() / n
-            sq = np.asarray(x.multiply(x).sum(axis=0)).ravel() / n
-            sd = np.sqrt(np.maximum(sq - mean**2, 0.0))
+            n = np.maximum(n_rows[k] - n_missing[block], 1)
+            mean = total[block] / n
+            sd = np.sqrt(np.maximum(total_sq[block] / n - mean**2, 0.0))
             arm.noise_sd.copy_(torch.as_tensor(arm.noise * sd, dtype=torch.float32))
 
     @torch.no_grad()
@@ -169,8 +183,16 @@ class CoupledTrainingMixin:
             ``None`` (default): shown when ``mv.settings.verbosity >= 2`` in a terminal or
             notebook.
         strategy
-            ``None``/``"auto"`` only: distributed training of the coupled autoencoder is not
-            supported yet (its minibatches live on one device).
+            ``None``/``"auto"``: one device. ``"ddp"`` (or
+            ``"ddp_find_unused_parameters_true"``) with ``devices`` > 1: Lightning's DDP.
+            Every process draws the same shuffled cells and takes its own ``batch_size``
+            of them per step, so the latent batch norm and the coupling see ``batch_size``
+            cells as on one device and each step averages ``devices`` minibatches (an
+            effective batch of ``devices * batch_size``; same number of steps). Spawning
+            strategies (``"ddp_spawn"``, ``"ddp_notebook"``) are refused: the trained
+            weights would stay in the spawned processes; run ``"ddp"`` from a script. As in
+            scvi-tools, every process continues after ``train()`` and only rank 0 records
+            ``history``.
         plan_kwargs
             Extra arguments of the training plan (:class:`scvi.train.TrainingPlan`).
         **trainer_kwargs
@@ -201,11 +223,7 @@ class CoupledTrainingMixin:
         early_stopping = check_bool(early_stopping, "early_stopping")
         early_stopping_patience = check_int(early_stopping_patience, "early_stopping_patience")
         progress = resolve_progress_bar(enable_progress_bar)
-        if strategy not in (None, "auto"):
-            raise InputError(
-                f"`strategy={strategy!r}`: distributed training of the coupled autoencoder is "
-                "not supported yet; leave `strategy=None` (one device)."
-            )
+        _check_strategy(strategy, devices)
         check_kwargs(trainer_kwargs, TRAINER_KWARGS, "CoupledAutoencoder.train")
         split = self._split(train_size)
         if early_stopping and len(split[1]) == 0:
@@ -217,6 +235,8 @@ class CoupledTrainingMixin:
             raise InputError(f"`train_size={train_size}` leaves fewer than 2 training cells.")
         if precision is not None:
             trainer_kwargs["precision"] = precision
+        if strategy is not None:
+            trainer_kwargs["strategy"] = strategy
         callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
         callbacks.append(_StopOnNonFinite(lr))
         with fit_context("coupled autoencoder"):
@@ -312,7 +332,9 @@ class CoupledTrainingMixin:
             raise
         self.module.eval()
         self.n_steps_ = int(plan.global_step)
-        hist = {k: v.to_numpy() for k, v in self.history.items() if "loss" in k}
+        hist = {k: v.to_numpy() for k, v in (self.history or {}).items() if "loss" in k}
+        if "train_loss" not in hist:  # DDP: only global rank 0 records the history
+            return
         check_fit_finite(
             hist,
             model="coupled autoencoder",
@@ -320,6 +342,37 @@ class CoupledTrainingMixin:
             hint=f"Lower the learning rate `lr` (now {lr:g})",
         )
         _check_not_exploded(hist["train_loss"].ravel(), init_loss, lr)
+
+
+def _check_strategy(strategy, devices) -> None:
+    """Accept one device or Lightning's (non-spawning) DDP; a clear error otherwise."""
+    name = "auto" if strategy is None else strategy
+    if not isinstance(name, str):
+        raise InputError(
+            f"`strategy` must be a name ('auto', 'ddp'), got {type(strategy).__name__}."
+        )
+    if name.startswith(("ddp_spawn", "ddp_notebook", "ddp_fork")):
+        raise InputError(
+            f"`strategy={strategy!r}` is not supported by the coupled autoencoder: spawned "
+            "processes would keep the trained weights. Use `strategy='ddp'` from a script."
+        )
+    if not name.startswith("ddp") and name not in ("auto", "single_device"):
+        raise InputError(
+            f"`strategy={strategy!r}` is not supported by the coupled autoencoder: use 'auto' "
+            "(one device) or 'ddp' (several processes through Lightning)."
+        )
+    single = devices in ("auto", 1) or (isinstance(devices, list) and len(devices) == 1)
+    if name.startswith("ddp") and single:
+        raise InputError(
+            f"`strategy={strategy!r}` needs `devices` > 1 (the processes to distribute over, "
+            f"e.g. `devices=2`), got `devices={devices!r}`; on one device leave "
+            "`strategy='auto'`."
+        )
+    if not name.startswith("ddp") and not single:
+        raise InputError(
+            f"`devices={devices!r}` needs a distributed strategy: pass `strategy='ddp'` too, "
+            "or `devices=1`."
+        )
 
 
 def _check_not_exploded(

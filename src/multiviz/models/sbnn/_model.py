@@ -17,9 +17,10 @@ from scvi.train import TrainRunner
 from ... import _logging as logg
 from ..._validate import InputError, check_positive_int
 from . import _plan as plan
+from ._data import check_devices, check_zscore, fit_epochs, forward_all, make_rows, phase_fits
 from ._inference import SBNNInferenceMixin
 from ._module import SBNNModule
-from ._plan import EpochDataModule, SBNNTrainingPlan, paper_schedule
+from ._plan import EpochDataModule, SBNNTrainingPlan, StepDataModule, paper_schedule
 
 Y_KEY = "Y"
 
@@ -55,6 +56,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
 
     _module_cls = SBNNModule
     _training_plan_cls = SBNNTrainingPlan
+    _max_steps_per_epoch: int | None = None  # benchmarks only: cap each epoch's steps
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         super().__init__(mdata)
         n_input = self.summary_stats.n_vars
         n_output = self.summary_stats[f"n_{Y_KEY}"]
+        mean, std = self._zscore_stats()
         self.module = self._module_cls(
             n_input,
             n_output,
@@ -74,6 +77,8 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             n_hidden=tuple(n_hidden),
             n_clusters=n_clusters,
             seed=random_state,
+            input_mean=mean,
+            input_std=std,
         )
         self.random_state = random_state
         self.n_clusters = n_clusters
@@ -101,6 +106,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         y: str = "ephys",
         layer: str | None = None,
         y_layer: str | None = None,
+        zscore: bool = False,
         **kwargs,
     ):
         """Register the gene modality ``x`` and the target modality ``y``.
@@ -116,6 +122,11 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             Target modality, e.g. ``"ephys"`` or ``"protein"``.
         layer, y_layer
             Layers to read instead of ``.X``.
+        zscore
+            Z-score every minibatch of ``x`` with ``mdata[x].var["zscore_mean"]`` and
+            ``var["zscore_std"]`` (written by :func:`multiviz.pp.prepare_paired`), kept in
+            the model for prediction too. For atlas-size data: train on the sparse
+            ``layer="log2norm"`` instead of the dense z-scored ``.X``; the fit is the same.
         **kwargs
             Passed to :meth:`~scvi.data.AnnDataManager.register_fields`.
         """
@@ -123,6 +134,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         for mod in (x, y):
             if mod not in mdata.mod:
                 raise InputError(f"Modality {mod!r} not found; available: {sorted(mdata.mod)}.")
+        check_zscore(mdata.mod[x].var, zscore, x)
         mudata_fields = [
             fields.MuDataLayerField(
                 REGISTRY_KEYS.X_KEY, layer, mod_key=x, is_count_data=False, mod_required=True
@@ -134,6 +146,17 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
         manager.register_fields(mdata, **kwargs)
         cls.register_manager(manager)
+
+    def _zscore_stats(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``var["zscore_mean"]``/``["zscore_std"]`` of ``x`` when set up with ``zscore=True``."""
+        args = self.adata_manager.registry.get("setup_args", {})
+        if not args.get("zscore"):
+            return None, None
+        var = self.adata.mod[args.get("x", "rna")].var
+        if "zscore_mean" not in var or "zscore_std" not in var:  # load(): from the saved state
+            n = self.summary_stats.n_vars
+            return np.zeros(n, np.float32), np.ones(n, np.float32)
+        return var["zscore_mean"].to_numpy(np.float32), var["zscore_std"].to_numpy(np.float32)
 
     # --------------------------------------------------------------- training
     def _dense(self, key: str) -> np.ndarray:
@@ -167,6 +190,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         early_stopping: bool | None = None,
         precision: int | str | None = None,
         strategy: str | None = None,
+        data_on_device: bool | None = None,
         **kwargs,
     ) -> None:
         """Run the full sBNN schedule (paper defaults).
@@ -220,14 +244,36 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             Scales the phases of the schedule proportionally so they sum to about
             ``max_epochs`` (each phase keeps at least one epoch); ``None`` keeps them.
         accelerator, devices
-            Lightning device arguments; the sBNN trains on a single device.
+            Lightning device arguments (``"cpu"``, ``"gpu"``, ...; ``devices`` > 1 needs a
+            DDP ``strategy``).
         enable_progress_bar
             Progress bar with the current phase; ``None``: on when
             ``mv.settings.verbosity >= 2``.
         early_stopping
             Not supported (the paper's schedule is fixed); ``True`` is an error.
-        precision, strategy
-            Only float32 (``32``) on a single device (``"auto"``) are supported.
+        precision
+            ``None``/``32``: float32. ``"bf16-mixed"``: bfloat16 autocast of the forward
+            pass (weights, Adam and the loss stay float32). ``"16-mixed"`` is refused: the
+            plan steps its own optimisers, without the loss scaling float16 needs.
+        strategy
+            ``None``/``"auto"``: one device. ``"ddp"`` (or ``"ddp_find_unused_parameters_true"``)
+            with ``devices`` > 1: Lightning's DDP, one Lightning fit per phase and one step
+            per minibatch. Every process draws the same shuffled order and takes its share
+            of each minibatch of ``batch_size`` cells, so the gradient DDP averages is that
+            of the single-process minibatch: the schedule and the result are those of one
+            process (to float rounding). Every process computes the same k-means labels
+            and hold-out split (seeded). ``"ddp_spawn"``/``"ddp_notebook"`` are refused
+            (the trained, pruned network would stay in the spawned processes); run
+            ``"ddp"`` from a script. As in scvi-tools, every process continues after
+            ``train()``.
+        data_on_device
+            ``True``: a dense copy of the registered ``X`` on the training device (fastest
+            for Patch-seq sized data). ``False``: ``X`` stays on the host as registered
+            (sparse CSR stays sparse, a backed AnnData stays on disk) and each minibatch is
+            sliced, densified and moved to the device when used, so memory grows with the
+            minibatch, not with the cells. ``None`` (default): ``True`` up to
+            :data:`~multiviz.models.sbnn._data.STREAM_ABOVE` (50M) cells x genes, ``False``
+            above. Both give the same fit for the same seed.
         **kwargs
             Nothing else: an unknown keyword is an :class:`~multiviz.InputError` that lists
             the valid names and the closest match.
@@ -252,10 +298,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             raise InputError(f"`n_genes`={n_genes} exceeds the number of input genes ({n_input}).")
         if bool(self.module.pruned):
             raise InputError("This model is already trained and pruned; create a new SBNN.")
-        if devices not in ("auto", 1, [0]) and not (
-            isinstance(devices, list) and len(devices) == 1
-        ):
-            raise InputError("The sBNN trains on a single device; pass `devices=1`.")
+        stepwise = check_devices(devices, strategy, precision, data_on_device)
         epochs = resolve_schedule(
             pretrain=pretrain,
             epochs={
@@ -276,20 +319,20 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             val_fraction=val_fraction,
             handover=handover,
             early_stopping=early_stopping,
-            precision=precision,
-            strategy=strategy,
+            precision=None,  # checked by check_devices
+            strategy=None,
         )
         phases = paper_schedule(
             pretrain=pretrain, lr=lr, lr_finetune=lr_finetune, lasso=lasso, **epochs
         )
-        X = torch.from_numpy(np.ascontiguousarray(self._dense(REGISTRY_KEYS.X_KEY)))
+        rows = make_rows(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY), data_on_device)
         Y = torch.from_numpy(np.ascontiguousarray(self._dense(Y_KEY)))
         what = f"sBNN-{self.module.n_latent}"
         with fit_context(what):
             torch.manual_seed(self.random_state)
             training_plan = self._training_plan_cls(
                 self.module,
-                X=X,
+                X=rows,
                 Y=Y,
                 phases=phases,
                 n_genes=n_genes,
@@ -299,30 +342,36 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
                 val_fraction=val_fraction,
                 handover=handover,
                 seed=self.random_state,
+                stepwise=stepwise,
+                max_steps_per_epoch=self._max_steps_per_epoch,
             )
-            runner = TrainRunner(
-                self,
-                training_plan=training_plan,
-                data_splitter=EpochDataModule(),
-                max_epochs=max(int(sum(p.epochs for p in phases)), 1),
-                accelerator=accelerator,
-                devices=devices if devices != "auto" else 1,
-                limit_val_batches=0,
-                enable_progress_bar=resolve_progress_bar(enable_progress_bar),
-            )
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*configure_optimizers.*")
-                warnings.filterwarnings("ignore", message=".*num_workers.*")
-                warnings.filterwarnings("ignore", message=".*LightningModule.*optimizer.*")
-                warnings.filterwarnings("ignore", message=".*validation_step.*")
-                warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
-                runner()
+            fits = phase_fits(training_plan, phases) if stepwise else [(0, None)]
+            for offset, n_steps in fits:
+                training_plan._epoch_offset = offset
+                extra = {"use_distributed_sampler": False}
+                if stepwise:
+                    extra["strategy"] = strategy
+                if precision is not None:
+                    extra["precision"] = precision
+                runner = TrainRunner(
+                    self,
+                    training_plan=training_plan,
+                    data_splitter=StepDataModule(n_steps) if stepwise else EpochDataModule(),
+                    max_epochs=fit_epochs(phases, offset, stepwise),
+                    accelerator=accelerator,
+                    devices=devices if devices != "auto" or stepwise else 1,
+                    limit_val_batches=0,
+                    enable_progress_bar=resolve_progress_bar(enable_progress_bar),
+                    **extra,
+                )
+                with warnings.catch_warnings():
+                    for msg in _QUIET:
+                        warnings.filterwarnings("ignore", message=msg)
+                    runner()
             history = pd.DataFrame(training_plan.epoch_log)
             self.module.eval()
             with torch.inference_mode():
-                dev = self.module.first.weight.device
-                z, pred = self.module.forward_targets(self.module.select_input(X.to(dev)))
-            z, pred = z.cpu().numpy(), pred.cpu().numpy()
+                z, pred = forward_all(self.module, training_plan._rows)
             y = Y.numpy()
             finite = np.isfinite(pred).all()
             r2 = r2_score(y, pred, train_mean=y.mean(0)) if finite else float("nan")
@@ -332,7 +381,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
                 r2_train=r2,
                 lr=lr,
                 lr_finetune=lr_finetune,
-                n_cells=X.shape[0],
+                n_cells=Y.shape[0],
                 n_targets=Y.shape[1],
                 model=what,
                 baseline_val_ce=training_plan.baseline_val_ce,
@@ -351,3 +400,12 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
                 len(sub),
                 sub["loss"].iloc[-1],
             )
+
+
+_QUIET = (
+    ".*configure_optimizers.*",
+    ".*num_workers.*",
+    ".*LightningModule.*optimizer.*",
+    ".*validation_step.*",
+    ".*log_every_n_steps.*",
+)

@@ -51,6 +51,11 @@ class SBNNModule(BaseModuleClass):
         built at the number of genes kept after pruning.
     seed
         Seed of the weight initialisation.
+    input_mean, input_std
+        Per-gene centring and scaling applied to every input batch (buffers of the
+        module, saved with it): for training on a sparse, unscaled layer (e.g.
+        ``layers["log2norm"]``) whose z-scoring would make a dense copy. ``None``: the
+        inputs are used as given.
     """
 
     def __init__(
@@ -63,6 +68,8 @@ class SBNNModule(BaseModuleClass):
         n_clusters: int = 20,
         n_genes_decoder: int = 0,
         seed: int = 0,
+        input_mean=None,
+        input_std=None,
     ):
         super().__init__()
         gen = torch.Generator().manual_seed(int(seed))
@@ -75,6 +82,10 @@ class SBNNModule(BaseModuleClass):
         self.head = _glorot(nn.Linear(h1, n_output), gen)
         self.cluster_head = _glorot(nn.Linear(h1, n_clusters), gen)
         self.register_buffer("gene_index", torch.arange(n_input))
+        self.zscored = input_mean is not None
+        if self.zscored:
+            self.register_buffer("input_mean", torch.as_tensor(input_mean, dtype=torch.float32))
+            self.register_buffer("input_std", torch.as_tensor(input_std, dtype=torch.float32))
         self.register_buffer("pruned", torch.tensor(False))
         self.gene_decoder = (
             _mlp([n_latent, h2, h1, n_genes_decoder], gen, last_linear=True)
@@ -125,11 +136,18 @@ class SBNNModule(BaseModuleClass):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ----------------------------------------------------------------- forward
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Z-score the kept genes' columns ``x`` (identity without ``input_mean``)."""
+        if not self.zscored:
+            return x
+        idx = self.gene_index
+        return (x - self.input_mean.index_select(0, idx)) / self.input_std.index_select(0, idx)
+
     def select_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Gather the kept genes' columns (all columns before pruning)."""
+        """Gather the kept genes' columns (all columns before pruning), z-scored if set."""
         if bool(self.pruned) and x.shape[1] != self.first.in_features:
-            return x.index_select(1, self.gene_index)
-        return x
+            x = x.index_select(1, self.gene_index)
+        return self.standardize(x)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Bottleneck representation of the (already gene-selected) input."""

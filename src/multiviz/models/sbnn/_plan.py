@@ -7,10 +7,17 @@ run inside ``training_step`` on tensors that stay on the training device, so
 Lightning's per-step bookkeeping is paid once per epoch. For Patch-seq sized data
 (~10³ cells, batch 32 → ~35 steps per epoch) this is what brings the wrapper to the
 speed of a bare PyTorch loop.
+
+Atlas-sized data stream their minibatches from the host (:mod:`._data`); the epoch loop
+is the same. Under a Lightning DDP strategy each Lightning step is one minibatch instead
+(DDP synchronises gradients once per forward/backward): every process draws the same
+permutation and takes its share of every minibatch (``batch_size / world_size`` rows), so
+DDP averages the gradient of the same global minibatch a single process would use.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -20,6 +27,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ...train import LeanTrainingPlan
+from ._data import CHUNK, DeviceRows, StreamedRows
 from ._schedule import (  # noqa: F401  (re-exported: the schedule lives here too)
     BATCH_SIZE,
     FROZEN_EPOCHS,
@@ -53,6 +61,22 @@ class EpochDataModule(LightningDataModule):
         return DataLoader([0], batch_size=1)
 
 
+class StepDataModule(LightningDataModule):
+    """``n_steps`` items per epoch: one Lightning step per minibatch (DDP).
+
+    Every process gets all ``n_steps`` items (Lightning must not shard them:
+    ``use_distributed_sampler=False``); the plan picks each process's rows.
+    """
+
+    def __init__(self, n_steps: int):
+        super().__init__()
+        self.n_steps = int(n_steps)
+
+    def train_dataloader(self):
+        """A loader of the step numbers."""
+        return DataLoader(range(self.n_steps), batch_size=1)
+
+
 class SBNNTrainingPlan(LeanTrainingPlan):
     """Runs :class:`Phase` s in order; one Lightning epoch = one pass over the cells.
 
@@ -61,13 +85,16 @@ class SBNNTrainingPlan(LeanTrainingPlan):
     module
         The :class:`~multiviz.models.sbnn.SBNNModule`.
     X, Y
-        Training inputs ``(n, genes)`` and targets ``(n, q)`` as float32 tensors.
+        Training inputs ``(n, genes)`` and targets ``(n, q)``: float32 tensors, or for
+        ``X`` a row source from :func:`~multiviz.models.sbnn._data.make_rows` (streamed
+        minibatches for large data).
     phases
         The schedule, e.g. :func:`paper_schedule`.
     n_genes
         Number of genes kept at pruning.
     batch_size
-        Minibatch size (32 in the paper).
+        Minibatch size (32 in the paper); under DDP the global minibatch, split over the
+        processes.
     ridge
         L2 penalty on all weights (paper: 1e-10, "no effect"), applied as Adam weight
         decay ``2 * ridge``.
@@ -83,13 +110,18 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         Seed for k-means, the hold-out split, shuffling and the fresh head.
     labels
         Precomputed pre-training labels (:func:`pretrain_labels`); computed when None.
+    stepwise
+        One Lightning step per minibatch (needed by DDP) instead of one per epoch.
+    max_steps_per_epoch
+        Cap on the minibatches of an epoch (benchmarks and smoke tests); ``None``: every
+        epoch is a full pass. Wall seconds per epoch are kept in ``epoch_seconds``.
     """
 
     def __init__(
         self,
         module,
         *,
-        X: torch.Tensor,
+        X,
         Y: torch.Tensor,
         phases: list[Phase],
         n_genes: int,
@@ -100,6 +132,8 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         handover: str = HANDOVER,
         seed: int = 0,
         labels: np.ndarray | None = None,
+        stepwise: bool = False,
+        max_steps_per_epoch: int | None = None,
     ):
         super().__init__(module)
         self.automatic_optimization = False
@@ -111,7 +145,12 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         self.val_fraction = val_fraction
         self.handover = handover
         self.seed = seed
-        self._X, self._Y = X, Y
+        self.stepwise = stepwise
+        self.max_steps_per_epoch = max_steps_per_epoch
+        self.epoch_seconds: list[float] = []
+        self._t0 = 0.0
+        self._rows = X if isinstance(X, (DeviceRows, StreamedRows)) else DeviceRows(X)
+        self._Y = Y
         self._given_labels = labels
         self._labels: torch.Tensor | None = None
         self._val: torch.Tensor | None = None
@@ -120,9 +159,19 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         self._phase_idx = -1
         self._opt: torch.optim.Optimizer | None = None
         self._best: tuple[float, dict] | None = None
+        self._epoch_offset = 0
+        self._ended = False
+        self._perm: torch.Tensor | None = None
+        self._tot: torch.Tensor | None = None
+        self._n_steps = 0
         self.epoch_log: list[dict] = []
         self.baseline_val_ce: float | None = None
         self.weight_norms_before_pruning: np.ndarray | None = None
+
+    @property
+    def _X(self) -> torch.Tensor:
+        """The dense input tensor (device-resident data only; used by the ensemble)."""
+        return self._rows.X
 
     # --------------------------------------------------------------- lightning
     def configure_optimizers(self):
@@ -135,15 +184,49 @@ class SBNNTrainingPlan(LeanTrainingPlan):
     def _phase_at(self, epoch: int) -> int:
         return int(np.searchsorted(self._bounds, epoch, side="right"))
 
-    def on_train_epoch_start(self) -> None:
-        """Enter the next phase when its first epoch starts."""
-        idx = self._phase_at(self.current_epoch)
-        while idx != self._phase_idx:
-            if self._phase_idx >= 0:
+    @property
+    def _epoch(self) -> int:
+        """Epoch of the whole schedule (a DDP fit runs one Lightning fit per phase)."""
+        return int(self.current_epoch) + self._epoch_offset
+
+    def steps_per_epoch(self, phase_idx: int) -> int:
+        """Minibatches per epoch in phase ``phase_idx`` (pre-training uses fewer cells)."""
+        if self.phases[phase_idx].loss == "ce":
+            if self._given_labels is not None:
+                labels = np.asarray(self._given_labels)
+            else:
+                labels = pretrain_labels(self._Y.detach().cpu().numpy(), self.n_clusters, self.seed)
+                self._given_labels = labels
+            usable = int((labels >= 0).sum())
+            n = usable - int(round(self.val_fraction * usable))
+        else:
+            n = self._rows.shape[0]
+        steps = -(-n // self.batch_size)
+        return steps if self.max_steps_per_epoch is None else min(steps, self.max_steps_per_epoch)
+
+    def _advance_to(self, idx: int) -> None:
+        """End the current phase and start the following ones up to phase ``idx``."""
+        while self._phase_idx < idx:
+            if self._phase_idx >= 0 and not self._ended:
                 self._end_phase(self.phases[self._phase_idx])
             self._phase_idx += 1
+            self._ended = False
             self._start_phase(self.phases[self._phase_idx])
+
+    def setup(self, stage: str | None = None) -> None:
+        """Stepwise (DDP): freeze this fit's phase before Lightning wraps the module."""
+        if self.stepwise:
+            self._advance_to(self._phase_at(self._epoch_offset))
+
+    def on_train_epoch_start(self) -> None:
+        """Enter the next phase when its first epoch starts; draw the epoch's order."""
+        self._advance_to(self._phase_at(self._epoch))
+        self._to_device()
         self._describe_progress()
+        self._perm = self._epoch_order()
+        self._tot = torch.zeros(3, device=self._rows.device)
+        self._n_steps = 0
+        self._t0 = time.perf_counter()
 
     def _describe_progress(self) -> None:
         """Show the phase on the progress bar ("sBNN unfrozen 3/5")."""
@@ -154,33 +237,40 @@ class SBNNTrainingPlan(LeanTrainingPlan):
             bar.set_description(f"sBNN {phase.name} {self._phase_idx + 1}/{len(self.phases)}")
 
     def on_train_end(self) -> None:
-        """Finish the last phase (pruning or restoring the best pre-training epoch)."""
-        while self._phase_idx < len(self.phases) - 1:
-            if self._phase_idx >= 0:
-                self._end_phase(self.phases[self._phase_idx])
-            self._phase_idx += 1
-            self._start_phase(self.phases[self._phase_idx])
-        if self._phase_idx >= 0:
+        """Finish the phases this fit covered (pruning or restoring the best epoch)."""
+        stop = self._epoch_offset + int(self.trainer.max_epochs or 0)
+        if self._epoch_offset == 0 and stop >= int(self._bounds[-1]):
+            last = len(self.phases) - 1  # the single fit: finish everything
+        else:
+            last = int(np.searchsorted(self._bounds, stop, side="right")) - 1
+        self._advance_to(last)
+        if self._phase_idx >= 0 and not self._ended:
             self._end_phase(self.phases[self._phase_idx])
-            self._phase_idx = len(self.phases)
+            self._ended = True
 
     # ------------------------------------------------------------------ phases
     def _to_device(self) -> None:
         dev = self.module.first.weight.device
-        if self._X.device != dev:
-            self._X, self._Y = self._X.to(dev), self._Y.to(dev)
+        if self._rows.device != dev:
+            self._rows.to(dev)
+        if self._Y.device != dev:
+            self._Y = self._Y.to(dev)
             if self._labels is not None:
                 self._labels = self._labels.to(dev)
 
     def _start_phase(self, phase: Phase) -> None:
         self._to_device()
         module = self.module
+        if phase.loss == "genes" and module.gene_decoder is None:
+            module.add_gene_decoder(self._rows.shape[1], self.seed + 2)
+        # parameters the phase's loss does not reach are frozen too (DDP needs every
+        # trainable parameter to get a gradient; Adam skips them either way)
+        unused = {"ce": ("head.", "gene_decoder."), "mse": ("cluster_head.", "gene_decoder.")}
+        off = tuple(phase.frozen) + unused.get(phase.loss, ())
         for name, p in module.named_parameters():
-            p.requires_grad_(not any(name.startswith(f) for f in phase.frozen))
+            p.requires_grad_(not any(name.startswith(f) for f in off))
         if phase.loss == "ce":
             self._setup_pretraining()
-        if phase.loss == "genes" and module.gene_decoder is None:
-            module.add_gene_decoder(self._X.shape[1], self.seed + 2)
         params = [p for p in module.parameters() if p.requires_grad]
         self._opt = torch.optim.Adam(params, lr=phase.lr, eps=1e-7, weight_decay=2 * self.ridge)
 
@@ -195,9 +285,8 @@ class SBNNTrainingPlan(LeanTrainingPlan):
             norms = module.weight_norms().detach().cpu().numpy()
             self.weight_norms_before_pruning = norms
             keep = np.sort(np.argsort(-norms, kind="stable")[: self.n_genes])
-            keep_t = torch.as_tensor(keep, device=self._X.device)
-            module.prune(keep_t)
-            self._X = self._X.index_select(1, keep_t).contiguous()
+            module.prune(torch.as_tensor(keep, device=module.first.weight.device))
+            self._rows.keep_columns(keep)
 
     def _setup_pretraining(self) -> None:
         """k-means labels of the targets; 40 % hold-out among the cells of kept clusters."""
@@ -207,8 +296,9 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         else:
             labels = np.asarray(self._given_labels, dtype=np.int64)
         self.n_classes = int(labels.max()) + 1
-        dev = self._X.device
+        dev = self._rows.device
         self._labels = torch.as_tensor(np.maximum(labels, 0), dtype=torch.long, device=dev)
+        dev = self._index_device
         usable = torch.as_tensor(np.flatnonzero(labels >= 0), dtype=torch.long)
         perm = usable[torch.randperm(usable.numel(), generator=self._gen)]
         n_val = int(round(self.val_fraction * perm.numel()))
@@ -219,46 +309,82 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         )
 
     # -------------------------------------------------------------------- step
-    def training_step(self, batch, batch_idx):
-        """One full epoch of minibatch Adam steps on the current phase."""
+    @property
+    def _index_device(self) -> torch.device:
+        """Where cell indices live: the host when rows are sliced there (no sync per step)."""
+        return torch.device("cpu") if self._rows.streamed else self._rows.device
+
+    def _epoch_order(self) -> torch.Tensor:
+        """The current epoch's cell order (the same seeded draw on every process)."""
+        phase = self.phases[self._phase_idx]
+        rows = self._train_pre if phase.loss == "ce" else None
+        n = self._rows.shape[0] if rows is None else rows.numel()
+        perm = torch.randperm(n, generator=self._gen)
+        if self.max_steps_per_epoch is not None:
+            perm = perm[: self.max_steps_per_epoch * self.batch_size]
+        if rows is not None:
+            perm = rows.cpu()[perm]
+        return perm.to(self._index_device)
+
+    def _my_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """The share of a global minibatch for this process (all of it on one process)."""
+        trainer = getattr(self, "_trainer", None)
+        world = int(trainer.world_size) if trainer is not None else 1
+        if world == 1:
+            return idx
+        return idx.tensor_split(world)[int(trainer.global_rank)]
+
+    def _minibatch(self, idx: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on the rows ``idx``; returns (loss, fit, penalty)."""
         phase = self.phases[self._phase_idx]
         module, opt = self.module, self._opt
-        X, Y = self._X, self._Y
-        rows = self._train_pre if phase.loss == "ce" else None
-        n = X.shape[0] if rows is None else rows.numel()
-        perm = torch.randperm(n, generator=self._gen).to(X.device)
-        if rows is not None:
-            perm = rows[perm]
-        lasso_on = phase.lasso > 0 and "first." not in phase.frozen
-        tot = torch.zeros(3, device=X.device)
-        n_steps = 0
-        for start in range(0, n, self.batch_size):
-            idx = perm[start : start + self.batch_size]
-            xb = X.index_select(0, idx)
-            if phase.loss == "genes":
-                with torch.no_grad():
-                    z = module.encode(xb)
-                fit = F.mse_loss(module.gene_decoder(z), xb)
-            elif phase.loss == "ce":
-                _, logits = module.forward_targets(xb, classify=True)
-                logits = logits[:, : self.n_classes]  # the kept clusters only
-                fit = F.cross_entropy(logits, self._labels.index_select(0, idx))
-            else:
-                _, out = module.forward_targets(xb)
-                fit = F.mse_loss(out, Y.index_select(0, idx))
-            if lasso_on:
-                pen = module.group_lasso()
-                loss = fit + phase.lasso * pen
-            else:
-                pen = torch.zeros((), device=X.device)
-                loss = fit
-            opt.zero_grad(set_to_none=True)
+        xb = module.standardize(self._rows.rows(idx))
+        if phase.loss == "genes":
+            with torch.no_grad():
+                z = module.encode(xb)
+            fit = F.mse_loss(module.gene_decoder(z), xb)
+        elif phase.loss == "ce":
+            _, logits = module.forward_targets(xb, classify=True)
+            logits = logits[:, : self.n_classes]  # the kept clusters only
+            fit = F.cross_entropy(logits, self._labels.index_select(0, idx.to(xb.device)))
+        else:
+            _, out = module.forward_targets(xb)
+            fit = F.mse_loss(out, self._Y.index_select(0, idx.to(xb.device)))
+        if phase.lasso > 0 and "first." not in phase.frozen:
+            pen = module.group_lasso()
+            loss = fit + phase.lasso * pen
+        else:
+            pen = torch.zeros((), device=fit.device)
+            loss = fit
+        opt.zero_grad(set_to_none=True)
+        if self.stepwise:
+            self.manual_backward(loss)
+        else:
             loss.backward()
-            opt.step()
-            tot += torch.stack([loss.detach(), fit.detach(), pen.detach()])
-            n_steps += 1
-        tot = (tot / max(n_steps, 1)).cpu().numpy()
-        rec = {"epoch": int(self.current_epoch), "phase": phase.name, "loss": float(tot[0])}
+        opt.step()
+        return torch.stack([loss.detach(), fit.detach(), pen.detach()]).float()
+
+    def training_step(self, batch, batch_idx):
+        """All minibatches of an epoch (``stepwise``: the ``batch_idx``-th one)."""
+        perm = self._perm
+        if self.stepwise:
+            start = int(batch_idx) * self.batch_size
+            if start < perm.numel():
+                idx = self._my_rows(perm[start : start + self.batch_size])
+                self._tot += self._minibatch(idx)
+                self._n_steps += 1
+            return None
+        for start in range(0, perm.numel(), self.batch_size):
+            self._tot += self._minibatch(perm[start : start + self.batch_size])
+            self._n_steps += 1
+        self._finish_epoch()
+        return None
+
+    def _finish_epoch(self) -> None:
+        phase = self.phases[self._phase_idx]
+        tot = (self._tot / max(self._n_steps, 1)).cpu().numpy()
+        self.epoch_seconds.append(time.perf_counter() - self._t0)
+        rec = {"epoch": self._epoch, "phase": phase.name, "loss": float(tot[0])}
         rec["fit"], rec["group_lasso"] = float(tot[1]), float(tot[2])
         if phase.loss == "ce":
             val_ce = self._validate_pretraining()
@@ -266,23 +392,29 @@ class SBNNTrainingPlan(LeanTrainingPlan):
                 rec["val_cross_entropy"] = val_ce
         self.epoch_log.append(rec)
         self.log("train_loss", float(tot[0]), on_step=False, on_epoch=True)
-        return None
 
     @torch.no_grad()
     def _validate_pretraining(self) -> float | None:
         module = self.module
         if self._val.numel() == 0:
             return None
-        xb = self._X.index_select(0, self._val)
-        _, logits = module.forward_targets(xb, classify=True)
-        logits = logits[:, : self.n_classes]
-        ce = float(F.cross_entropy(logits, self._labels.index_select(0, self._val)))
+        total = torch.zeros((), device=self._rows.device, dtype=torch.float64)
+        for start in range(0, self._val.numel(), CHUNK):
+            idx = self._val[start : start + CHUNK]
+            xb = module.standardize(self._rows.rows(idx))
+            _, logits = module.forward_targets(xb, classify=True)
+            logits = logits[:, : self.n_classes].float()
+            labels = self._labels.index_select(0, idx.to(xb.device))
+            total += F.cross_entropy(logits, labels, reduction="sum").double()
+        ce = float(total / self._val.numel())
         if self.handover == "best" and (self._best is None or ce < self._best[0]):
             self._best = (ce, {k: v.detach().clone() for k, v in module.state_dict().items()})
         return ce
 
     def on_train_epoch_end(self) -> None:
-        """Logging happens in :meth:`training_step`."""
+        """Stepwise (DDP): log the epoch (the epoch loop logs in :meth:`training_step`)."""
+        if self.stepwise:
+            self._finish_epoch()
 
     def schedule(self) -> list[dict]:
         """The phases as plain dicts (for ``uns``)."""

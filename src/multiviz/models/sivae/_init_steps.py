@@ -139,15 +139,20 @@ class SIVAEInitMixin:
         plan_kwargs: dict,
         datasplitter_kwargs: dict,
         trainer_kwargs: dict,
+        joint_batch_size: int | None = None,
     ) -> None:
-        """Run the steps with ``epochs > 0``; the history gets one entry per step."""
+        """Run the steps with ``epochs > 0``; the history gets one entry per step.
+
+        Steps 1 and 3 draw ``batch_size`` and ``joint_batch_size`` cells per step
+        (``None``: ``batch_size``), step 2 ``gene_batch_size_pretrain`` genes.
+        """
         strategy = trainer_kwargs.get("strategy")
 
-        def cell_splitter():
+        def cell_splitter(size: int):
             return DataSplitter(
                 self.adata_manager,
                 external_indexing=[self._train_idx, self._val_idx, np.array([], dtype=int)],
-                batch_size=batch_size,
+                batch_size=size,
                 distributed_sampler=use_distributed_sampler(strategy),
                 **datasplitter_kwargs,
             )
@@ -155,7 +160,12 @@ class SIVAEInitMixin:
         def gene_data():
             return GeneDataModule(self.module.n_input, gene_batch_size_pretrain, self._random_state)
 
-        makers = {1: cell_splitter, 2: gene_data, 3: cell_splitter}
+        joint = batch_size if joint_batch_size is None else joint_batch_size
+        makers = {
+            1: lambda: cell_splitter(batch_size),
+            2: gene_data,
+            3: lambda: cell_splitter(joint),
+        }
         phase_history = dict(self.phase_history_ or {}) if self.is_trained_ else {}
         old_frames = dict(self.history_ or {}) if self.is_trained_ else {}
         was_trained, prior_phase = self.is_trained_, self.module.phase
