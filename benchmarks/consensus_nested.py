@@ -27,25 +27,19 @@ import torch
 torch.set_num_threads(1)
 
 from _hardware import hardware  # noqa: E402
-from ensemble import MODEL, PARTS, Clock, _consensus, cv_r2, folds_data, load_m1  # noqa: E402
+from ensemble import (  # noqa: E402
+    MODEL,
+    PARTS,
+    Clock,
+    _consensus,
+    cv_r2,
+    folds_data,
+    load_m1,
+    restrict,
+)
 
 from multiviz.metrics import mean_pairwise_jaccard, mean_pairwise_overlap  # noqa: E402
 from multiviz.tl._ensemble_fits import fit_sbnn_members  # noqa: E402
-from multiviz.tl._paired_data import PairedArrays  # noqa: E402
-
-
-def restrict(a: PairedArrays, idx: np.ndarray) -> PairedArrays:
-    """The same cells with only the genes ``idx``."""
-    return PairedArrays(
-        np.ascontiguousarray(a.X[:, idx]),
-        a.Y,
-        a.gene_mask,
-        a.gene_names[idx],
-        a.feature_names,
-        a.x,
-        a.y,
-        a.feature_mask,
-    )
 
 
 def run(n_seeds: int) -> dict:

@@ -130,6 +130,20 @@ def part_timing(mdata, args) -> dict:
     return out
 
 
+def restrict(a: PairedArrays, idx: np.ndarray) -> PairedArrays:
+    """The same cells with only the genes ``idx``."""
+    return PairedArrays(
+        np.ascontiguousarray(a.X[:, idx]),
+        a.Y,
+        a.gene_mask,
+        a.gene_names[idx],
+        a.feature_names,
+        a.x,
+        a.y,
+        a.feature_mask,
+    )
+
+
 def _consensus(fits, names, n=25):
     rank = consensus_ranking(
         [f.genes for f in fits], names, [pd.Series(f.weight_norms, index=names) for f in fits]
@@ -168,22 +182,7 @@ def part_stability(mdata, args) -> dict:
     # 10-fold CV of the consensus model: an sBNN on the consensus genes of all seeds
     arrays = folds_data(mdata)
     idx = np.array([names.index(x) for x in chosen])
-    sub = [
-        tuple(
-            PairedArrays(
-                np.ascontiguousarray(a.X[:, idx]),
-                a.Y,
-                a.gene_mask,
-                a.gene_names[idx],
-                a.feature_names,
-                a.x,
-                a.y,
-                a.feature_mask,
-            )
-            for a in pair
-        )
-        for pair in arrays
-    ]
+    sub = [(restrict(tr, idx), restrict(te, idx)) for tr, te in arrays]
     with Clock() as c2:
         refits = fit_sbnn_members(
             [tr for tr, _ in sub], [0] * 10, MODEL, ensemble=True, progress=False

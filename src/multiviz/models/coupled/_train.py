@@ -30,6 +30,7 @@ from ..._validate import (
     check_kwargs,
 )
 from ...train import fit_context, resolve_progress_bar
+from ...train._strategy import check_strategy
 from ._data import CoupledDataSplitter
 
 __all__ = ["DEFAULT_STEPS", "REFERENCE_STEPS", "CoupledTrainingMixin"]
@@ -223,7 +224,12 @@ class CoupledTrainingMixin:
         early_stopping = check_bool(early_stopping, "early_stopping")
         early_stopping_patience = check_int(early_stopping_patience, "early_stopping_patience")
         progress = resolve_progress_bar(enable_progress_bar)
-        _check_strategy(strategy, devices)
+        check_strategy(
+            strategy,
+            devices,
+            model="the coupled autoencoder",
+            spawn_reason="keep the trained weights. Use `strategy='ddp'` from a script.",
+        )
         check_kwargs(trainer_kwargs, TRAINER_KWARGS, "CoupledAutoencoder.train")
         split = self._split(train_size)
         if early_stopping and len(split[1]) == 0:
@@ -342,37 +348,6 @@ class CoupledTrainingMixin:
             hint=f"Lower the learning rate `lr` (now {lr:g})",
         )
         _check_not_exploded(hist["train_loss"].ravel(), init_loss, lr)
-
-
-def _check_strategy(strategy, devices) -> None:
-    """Accept one device or Lightning's (non-spawning) DDP; a clear error otherwise."""
-    name = "auto" if strategy is None else strategy
-    if not isinstance(name, str):
-        raise InputError(
-            f"`strategy` must be a name ('auto', 'ddp'), got {type(strategy).__name__}."
-        )
-    if name.startswith(("ddp_spawn", "ddp_notebook", "ddp_fork")):
-        raise InputError(
-            f"`strategy={strategy!r}` is not supported by the coupled autoencoder: spawned "
-            "processes would keep the trained weights. Use `strategy='ddp'` from a script."
-        )
-    if not name.startswith("ddp") and name not in ("auto", "single_device"):
-        raise InputError(
-            f"`strategy={strategy!r}` is not supported by the coupled autoencoder: use 'auto' "
-            "(one device) or 'ddp' (several processes through Lightning)."
-        )
-    single = devices in ("auto", 1) or (isinstance(devices, list) and len(devices) == 1)
-    if name.startswith("ddp") and single:
-        raise InputError(
-            f"`strategy={strategy!r}` needs `devices` > 1 (the processes to distribute over, "
-            f"e.g. `devices=2`), got `devices={devices!r}`; on one device leave "
-            "`strategy='auto'`."
-        )
-    if not name.startswith("ddp") and not single:
-        raise InputError(
-            f"`devices={devices!r}` needs a distributed strategy: pass `strategy='ddp'` too, "
-            "or `devices=1`."
-        )
 
 
 def _check_not_exploded(

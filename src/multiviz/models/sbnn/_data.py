@@ -145,9 +145,6 @@ def forward_all(module, rows: DeviceRows | StreamedRows) -> tuple[np.ndarray, np
     return z_all, pred_all
 
 
-_SPAWNING = ("ddp_spawn", "ddp_notebook", "ddp_fork")
-
-
 def check_devices(devices, strategy, precision, data_on_device) -> bool:
     """Validate the device arguments of ``SBNN.train``; return whether to step per batch.
 
@@ -163,36 +160,15 @@ def check_devices(devices, strategy, precision, data_on_device) -> bool:
             "default) or 'bf16-mixed' (bfloat16 autocast). Float16 ('16-mixed') needs loss "
             "scaling, which the sBNN's own per-phase optimisers do not do."
         )
-    name = "auto" if strategy is None else strategy
-    if not isinstance(name, str):
-        raise InputError(
-            f"`strategy` must be a name ('auto', 'ddp'), got {type(strategy).__name__}."
-        )
-    if name.startswith(_SPAWNING):
-        raise InputError(
-            f"`strategy={strategy!r}` is not supported by the sBNN: spawned processes would "
-            "keep the trained (pruned) network. Use `strategy='ddp'` from a script (an "
-            "`if __name__ == '__main__':` guard is not needed)."
-        )
-    stepwise = name.startswith("ddp")
-    if not stepwise and name not in ("auto", "single_device"):
-        raise InputError(
-            f"`strategy={strategy!r}` is not supported by the sBNN: use 'auto' (one device) "
-            "or 'ddp' (several processes through Lightning)."
-        )
-    single = devices in ("auto", 1) or (isinstance(devices, list) and len(devices) == 1)
-    if name.startswith("ddp") and single:
-        raise InputError(
-            f"`strategy={strategy!r}` needs `devices` > 1 (the processes to distribute over, "
-            f"e.g. `devices=2`), got `devices={devices!r}`; on one device leave "
-            "`strategy='auto'`."
-        )
-    if not stepwise and not single:
-        raise InputError(
-            f"`devices={devices!r}` needs a distributed strategy: pass `strategy='ddp'` too, "
-            "or `devices=1`."
-        )
-    return stepwise
+    from ...train._strategy import check_strategy
+
+    return check_strategy(
+        strategy,
+        devices,
+        model="the sBNN",
+        spawn_reason="keep the trained (pruned) network. Use `strategy='ddp'` from a script "
+        "(an `if __name__ == '__main__':` guard is not needed).",
+    )
 
 
 def phase_fits(plan, phases) -> list[tuple[int, int]]:

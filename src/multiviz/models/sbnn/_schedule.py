@@ -65,6 +65,16 @@ MAX_STEPS_FACTOR = 4
 larger than ~4,400 cells get fewer epochs than the paper's; each still sees every cell)."""
 
 
+PAPER_EPOCHS = {
+    "pretrain_epochs": PRETRAIN_EPOCHS,
+    "frozen_epochs": FROZEN_EPOCHS,
+    "unfrozen_epochs": UNFROZEN_EPOCHS,
+    "no_pretrain_epochs": NO_PRETRAIN_EPOCHS,
+    "pruned_epochs": PRUNED_EPOCHS,
+}
+"""The paper's phase lengths (epochs at :data:`REFERENCE_CELLS`), by argument name."""
+
+
 def reference_steps(paper_epochs: int, batch_size: int = BATCH_SIZE) -> int:
     """Optimisation steps of ``paper_epochs`` epochs at :data:`REFERENCE_CELLS` cells."""
     return int(paper_epochs) * math.ceil(REFERENCE_CELLS / int(batch_size))
@@ -109,14 +119,7 @@ def size_scaled_epochs(paper_epochs: int, n_cells: int, batch_size: int = BATCH_
 
 def default_epochs(n_cells: int, batch_size: int = BATCH_SIZE) -> dict[str, int]:
     """The paper's five phase lengths scaled to ``n_cells`` (:func:`size_scaled_epochs`)."""
-    paper = {
-        "pretrain_epochs": PRETRAIN_EPOCHS,
-        "frozen_epochs": FROZEN_EPOCHS,
-        "unfrozen_epochs": UNFROZEN_EPOCHS,
-        "no_pretrain_epochs": NO_PRETRAIN_EPOCHS,
-        "pruned_epochs": PRUNED_EPOCHS,
-    }
-    return {k: size_scaled_epochs(v, n_cells, batch_size) for k, v in paper.items()}
+    return {k: size_scaled_epochs(v, n_cells, batch_size) for k, v in PAPER_EPOCHS.items()}
 
 
 def pretrain_labels(

@@ -52,14 +52,6 @@ TRAIN_ARGS = (
 )
 """Every keyword :meth:`SBNN.train` (and, through it, ``mv.tl.sbnn``) accepts."""
 
-_PAPER_EPOCHS = {
-    "pretrain_epochs": plan.PRETRAIN_EPOCHS,
-    "frozen_epochs": plan.FROZEN_EPOCHS,
-    "unfrozen_epochs": plan.UNFROZEN_EPOCHS,
-    "no_pretrain_epochs": plan.NO_PRETRAIN_EPOCHS,
-    "pruned_epochs": plan.PRUNED_EPOCHS,
-}
-
 GARBAGE_R2 = -0.5
 """Training R² below this is a failed fit (the mean predictor scores 0)."""
 
@@ -97,7 +89,7 @@ def resolve_schedule(
     ``max_epochs`` then scales the phases of the chosen schedule proportionally (each
     phase keeps at least one epoch) so that they sum to about ``max_epochs``.
     """
-    from ._schedule import default_epochs
+    from ._schedule import PAPER_EPOCHS, default_epochs
 
     check_bool(pretrain, "pretrain")
     check_int(batch_size, "batch_size", minimum=1)
@@ -106,7 +98,7 @@ def resolve_schedule(
         k: scaled[k] if v is None and k in scaled else check_int(v, k, minimum=0)
         for k, v in epochs.items()
     }
-    changed = [k for k, v in scaled.items() if epochs.get(k) == v != _PAPER_EPOCHS[k]]
+    changed = [k for k, v in scaled.items() if epochs.get(k) == v != PAPER_EPOCHS[k]]
     if changed:
         logg.info(
             "    sBNN schedule for %d cells: %s epochs (the paper's optimisation steps; "
