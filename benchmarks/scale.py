@@ -7,7 +7,12 @@ driver genes carry the signal of the targets. Per model:
 - ``sbnn``: RNA -> 20 targets (``SBNN``, no pre-training: its k-means with 1,000 restarts
   is not part of the streaming path and is not timed here), the library's automatic data
   path (device tensors up to 50M cells x genes, streamed above);
-- ``coupled``: RNA + 50 features, 30 % of the cells RNA-only (``CoupledAutoencoder``).
+- ``coupled``: RNA + 50 features, 30 % of the cells RNA-only (``CoupledAutoencoder``);
+- ``sivae`` and its reference ``scvi`` (``benchmarks/_scale_sivae.py``): integer counts
+  ``1 + Poisson`` (no log1p) for the NB likelihoods, also at 20,000 genes (``--genes``);
+  ``--compare N`` times both interleaved in one process, ``--flops`` counts siVAE's FLOPs
+  per step at 28,000 genes and projects a 1.3 M-cell fit on one H100, ``--backed N``
+  trains siVAE for one epoch on an ``N``-cell ``.h5ad`` opened with ``backed="r"``.
 
 Each (model, size) runs in its own process (``--worker MODEL N``) so ``ru_maxrss`` is that
 size's peak; every process uses one torch thread. A fixed number of training steps runs
@@ -16,7 +21,7 @@ size's peak; every process uses one torch thread. A fixed number of training ste
 by one ``run_<model>(X, drivers, steps)`` function registered in :data:`MODELS`.
 
 Usage: python benchmarks/scale.py [--sizes 10000 100000 1000000] [--models sbnn coupled]
-       [--steps 200]
+       [--steps 200] [--genes 2000] [--compare 100000] [--flops] [--backed 1000000]
 """
 
 from __future__ import annotations
@@ -40,27 +45,31 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def simulate(n: int, seed: int = 0, chunk: int = 2_000):
-    """``(X, drivers)``: CSR log-counts built in place (no second copy) and driver columns."""
+def simulate(n: int, seed: int = 0, chunk: int = 2_000, n_genes: int = N_GENES, counts=False):
+    """``(X, drivers)``: CSR log-counts built in place (no second copy) and driver columns.
+
+    ``counts=True``: the integer counts ``1 + Poisson`` instead of ``log1p(1 + Poisson)``.
+    """
     import numpy as np
     from scipy import sparse
 
     rng = np.random.default_rng(seed)
-    k = int(round(DENSITY * N_GENES))
-    weight = rng.lognormal(0.0, 1.0, N_GENES).astype(np.float32)
+    k = int(round(DENSITY * n_genes))
+    weight = rng.lognormal(0.0, 1.0, n_genes).astype(np.float32)
     mean = (0.5 + 3.0 * weight / weight.max()).astype(np.float32)
     driver_cols = np.argsort(-weight)[:N_DRIVERS]
     data = np.empty(n * k, np.float32)
     indices = np.empty(n * k, np.int32)
     for start in range(0, n, chunk):
         c = min(chunk, n - start)
-        keys = rng.exponential(size=(c, N_GENES)).astype(np.float32) / weight
+        keys = rng.exponential(size=(c, n_genes)).astype(np.float32) / weight
         cols = np.sort(np.argpartition(keys, k, axis=1)[:, :k], axis=1)
-        vals = np.log1p(1.0 + rng.poisson(mean[cols])).astype(np.float32)
+        vals = 1.0 + rng.poisson(mean[cols])
+        vals = (vals if counts else np.log1p(vals)).astype(np.float32)
         data[start * k : (start + c) * k] = vals.ravel()
         indices[start * k : (start + c) * k] = cols.ravel()
     indptr = np.arange(0, (n + 1) * k, k, dtype=np.int64)
-    X = sparse.csr_matrix((data, indices, indptr), shape=(n, N_GENES))
+    X = sparse.csr_matrix((data, indices, indptr), shape=(n, n_genes))
     drivers = X[:, driver_cols].toarray()
     return X, drivers
 
@@ -164,11 +173,15 @@ def run_coupled(X, drivers, steps: int) -> dict:
     }
 
 
-MODELS = {"sbnn": run_sbnn, "coupled": run_coupled}
-NOT_HERE = {"sivae": "not measured in this script yet"}
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _scale_backed as bk  # noqa: E402
+import _scale_sivae as sv  # noqa: E402
+from _scale_sivae import run_scvi, run_sivae  # noqa: E402
+
+MODELS = {"sbnn": run_sbnn, "coupled": run_coupled, "sivae": run_sivae, "scvi": run_scvi}
 
 
-def worker(model: str, n: int, steps: int) -> dict:
+def worker(model: str, n: int, steps: int, n_genes: int = N_GENES) -> dict:
     """One (model, size) in this process: simulate, train, report memory and time."""
     import torch
 
@@ -179,7 +192,7 @@ def worker(model: str, n: int, steps: int) -> dict:
 
     rss_import = _rss_mb()
     t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
-    X, drivers = simulate(n)
+    X, drivers = simulate(n, n_genes=n_genes, counts=getattr(MODELS[model], "counts", False))
     sim_s = time.perf_counter() - t0
     input_mb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20
     rss_data = _rss_mb()
@@ -189,7 +202,7 @@ def worker(model: str, n: int, steps: int) -> dict:
     out.update(
         {
             "n_cells": n,
-            "n_genes": N_GENES,
+            "n_genes": n_genes,
             "density": DENSITY,
             "input_sparse_mb": round(input_mb, 1),
             "rss_after_import_mb": round(rss_import, 1),
@@ -209,6 +222,53 @@ def worker(model: str, n: int, steps: int) -> dict:
     return out
 
 
+def special(kind: str, n: int, steps: int) -> dict:
+    """The siVAE-only runs, each in its own process: compare, flops, write_h5ad, backed."""
+    import torch
+
+    torch.set_num_threads(1)
+    import scvi  # noqa: F401
+
+    import multiviz.models  # noqa: F401
+
+    rss_import = _rss_mb()
+    t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
+    if kind == "compare":
+        X, _ = simulate(n, counts=True)
+        out = {"n_cells": n, "n_genes": N_GENES, **sv.compare(X, steps)}
+    elif kind == "flops":
+        out = sv.flops(n, sim=lambda m: simulate(m, n_genes=n, counts=True))
+    elif kind == "write_h5ad":
+        X, _ = simulate(n, counts=True)
+        input_mb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20
+        out = {"write_seconds": round(bk.write_h5ad(BACKED_PATH(n), X), 1)}
+        out["input_sparse_mb"] = round(input_mb, 1)
+    else:  # backed
+        out = bk.backed(BACKED_PATH(n))
+    out.update(
+        {
+            "rss_after_import_mb": round(rss_import, 1),
+            "peak_rss_mb": round(_rss_mb(), 1),
+            "wall_seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": round(time.process_time() - c0, 1),
+            "loadavg_start": [round(v, 2) for v in load0],
+            "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+            "torch_threads": torch.get_num_threads(),
+        }
+    )
+    return out
+
+
+SPECIAL = ("compare", "flops", "write_h5ad", "backed")
+
+
+def BACKED_PATH(n: int) -> str:  # noqa: N802
+    """Where the backed run's ``.h5ad`` is written (a temporary file, not committed)."""
+    import tempfile
+
+    return str(Path(tempfile.gettempdir()) / f"multiviz_scale_{n}.h5ad")
+
+
 def _input_rss(part: dict) -> float:
     """RSS the input objects took: after building the MuData minus after the imports."""
     return part["peak_rss_after_mudata_mb"] - part["rss_after_import_mb"]
@@ -224,16 +284,20 @@ def assemble() -> dict:
     res: dict = {
         "hardware": hardware("cpu", parts_command="python benchmarks/scale.py --steps 200"),
         "torch_threads": 1,
-        "sivae": dict(NOT_HERE),
     }
     loads = []
     for model in MODELS:
-        parts = {}
+        parts, other_genes = {}, {}
         for f in sorted(PARTS.glob(f"{model}_*.json")):
             part = json.loads(f.read_text())
-            parts[str(part["n_cells"])] = part
+            if part.get("n_genes", N_GENES) != N_GENES:
+                other_genes[f"{part['n_cells']}x{part['n_genes']}"] = part
+            else:
+                parts[str(part["n_cells"])] = part
             loads.append(part["loadavg_start"])
         entry: dict = {"sizes": dict(sorted(parts.items(), key=lambda kv: int(kv[0])))}
+        if other_genes:
+            entry["sizes_other_genes"] = other_genes
         big, mid = parts.get("1000000"), parts.get("100000")
         entry["peak_ratio_1m_over_100k"] = None
         if big and mid:
@@ -251,6 +315,8 @@ def assemble() -> dict:
             entry["fit_growth_mb_1m_100k"] = [round(g, 1) for g in grow]
         entry["cells_per_s"] = {k: v["cells_per_s"] for k, v in entry["sizes"].items()}
         res[model] = entry
+    if any(PARTS.glob("sivae*.json")):
+        res["sivae"].update(sv.summary(PARTS, res))
     res["loadavg"] = loads
     before = {}
     for f in sorted((PARTS / "before_memory_fixes").glob("*.json")):
@@ -286,22 +352,47 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--worker", nargs=2, metavar=("MODEL", "N"))
     ap.add_argument("--assemble-only", action="store_true")
+    ap.add_argument("--genes", type=int, default=N_GENES, help="genes (sivae, scvi)")
+    ap.add_argument("--compare", type=int, metavar="N", help="siVAE vs SCVI interleaved")
+    ap.add_argument("--flops", type=int, nargs="?", const=28_000, metavar="GENES")
+    ap.add_argument("--backed", type=int, metavar="N", help="siVAE epoch on a backed .h5ad")
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.steps)))
+        kind, n = args.worker[0], int(args.worker[1])
+        res = (
+            special(kind, n, args.steps)
+            if kind in SPECIAL
+            else worker(kind, n, args.steps, args.genes)
+        )
+        print(json.dumps(res))
         return
     PARTS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    for model in [] if args.assemble_only else args.models:
-        for n in args.sizes:
-            cmd = [sys.executable, __file__, "--worker", model, str(n), "--steps", str(args.steps)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                print(f"{model} {n}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
-                continue
-            part = json.loads(proc.stdout.strip().splitlines()[-1])
-            (PARTS / f"{model}_{n}.json").write_text(json.dumps(part, indent=1) + "\n")
-            print(model, n, part["peak_rss_mb"], part["cells_per_s"], flush=True)
+    runs = []
+    if args.compare:
+        runs.append(("compare", args.compare, f"sivae-vs-scvi_{args.compare}"))
+    if args.flops:
+        runs.append(("flops", args.flops, f"sivae-flops_{args.flops}"))
+    if args.backed:
+        if not Path(BACKED_PATH(args.backed)).exists():
+            runs.append(("write_h5ad", args.backed, f"sivae-backed-write_{args.backed}"))
+        runs.append(("backed", args.backed, f"sivae-backed_{args.backed}"))
+    special_only = bool(runs)
+    suffix = "" if args.genes == N_GENES else f"x{args.genes}"
+    for model in [] if args.assemble_only or special_only else args.models:
+        runs += [(model, n, f"{model}_{n}{suffix}") for n in args.sizes]
+    for kind, n, name in runs:
+        cmd = [sys.executable, __file__, "--worker", kind, str(n), "--steps", str(args.steps)]
+        cmd += ["--genes", str(args.genes)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            print(f"{kind} {n}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            continue
+        part = json.loads(proc.stdout.strip().splitlines()[-1])
+        if kind not in ("sbnn", "coupled"):
+            part["command"] = " ".join(["python benchmarks/scale.py", *sys.argv[1:]])
+        (PARTS / f"{name}.json").write_text(json.dumps(part, indent=1) + "\n")
+        print(name, part["peak_rss_mb"], part.get("cells_per_s", ""), flush=True)
     (RESULTS / "scale.json").write_text(json.dumps(assemble(), indent=1) + "\n")
 
 

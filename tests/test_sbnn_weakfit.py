@@ -57,3 +57,31 @@ def test_cross_validate_silent_on_planted_signal(caplog):
     df = mv.tl.cross_validate(m, method="srrr", n_folds=5)
     assert df.query("feature == 'all'")["r2"].mean() > 0.3
     assert WARNING not in caplog.text
+
+
+def test_cross_validate_reports_the_linear_baseline_on_the_same_folds(caplog):
+    """An sBNN given 10 epochs per phase cannot beat sRRR-2: the table holds sRRR's held-out
+    R² of the very same folds, and a warning names the linear model."""
+    m = mv.datasets.simulate_patchseq(n_cells=90, n_genes=100, random_state=0)
+    mv.pp.prepare_paired(m, x="rna", y="ephys", gene_selection="none")
+    short = {"pretrain": False, "no_pretrain_epochs": 10, "pruned_epochs": 10}
+    df = mv.tl.cross_validate(m, method="sbnn", n_folds=3, n_genes=10, **short)
+    lin = mv.tl.cross_validate(m, method="srrr", n_folds=3, rank=2, n_genes=10)
+    rows, lin_rows = df.query("feature == 'all'"), lin.query("feature == 'all'")
+    np.testing.assert_allclose(rows["r2_linear"].to_numpy(), lin_rows["r2"].to_numpy(), rtol=1e-9)
+    assert lin_rows["r2"].mean() > 0.3 and rows["r2"].mean() < lin_rows["r2"].mean()
+    assert "does not beat the linear baseline" in caplog.text
+    assert "mv.tl.srrr(mdata, rank=2, n_genes=10)" in caplog.text
+
+
+def test_linear_baseline_warning_only_when_the_sbnn_scores_lower(caplog):
+    import pandas as pd
+
+    from multiviz.tl._cv_checks import warn_if_linear_is_better
+
+    better = pd.DataFrame({"feature": ["all"] * 3, "r2": [0.5, 0.4, 0.45], "r2_linear": [0.3] * 3})
+    assert not warn_if_linear_is_better(better, 100, {})
+    assert "linear baseline" not in caplog.text
+    worse = better.assign(r2_linear=[0.6] * 3)
+    assert warn_if_linear_is_better(worse, 100, {"bottleneck": 2})
+    assert "better in 0 of 3 folds" in caplog.text

@@ -100,3 +100,44 @@ def warn_if_no_better_than_mean(df, method: str, n_train: int, kwargs: dict) -> 
         fix,
     )
     return True
+
+
+def baseline_kwargs(kwargs: dict) -> dict:
+    """sRRR arguments of the linear baseline of an sBNN: rank = bottleneck, same genes."""
+    return {"rank": int(kwargs.get("bottleneck", 2)), "n_genes": kwargs.get("n_genes", 25)}
+
+
+def lin_pred(fit, test, in_fold) -> np.ndarray:
+    """The linear baseline's predictions of the fold's test cells."""
+    return fit.forward(test.X)[1][in_fold]
+
+
+def warn_if_linear_is_better(df, n_train: int, kwargs: dict) -> bool:
+    """Warn when the sBNN's mean held-out R² is below its sRRR baseline's; True if warned."""
+    from .. import _logging as logg
+
+    rows = df[df["feature"] == "all"]
+    if "r2_linear" not in rows:
+        return False
+    r2, lin = rows["r2"].to_numpy(dtype=float), rows["r2_linear"].to_numpy(dtype=float)
+    if float(np.mean(r2)) >= float(np.mean(lin)):
+        return False
+    base = baseline_kwargs(kwargs)
+    logg.warning(
+        "sBNN-%d does not beat the linear baseline on held-out cells: mean test R² %.3f "
+        "against %.3f for sRRR rank %d with the same %s genes on the same folds (better in "
+        "%d of %d folds), with %d training cells per fold. Report the linear model "
+        "(`mv.tl.srrr(mdata, rank=%d, n_genes=%s)`): the non-linear model is not supported by "
+        "these data at this size.",
+        base["rank"],
+        float(np.mean(r2)),
+        float(np.mean(lin)),
+        base["rank"],
+        base["n_genes"],
+        int(np.sum(r2 > lin)),
+        r2.size,
+        n_train,
+        base["rank"],
+        base["n_genes"],
+    )
+    return True

@@ -1,20 +1,23 @@
-"""Data handling for partially paired MuData: a sparse stack and streamed minibatches.
+"""The cells of a partially paired MuData as one registered AnnData, without copying the data.
 
 scvi-tools' ``AnnDataManager`` cannot register a MuData whose modalities hold different
-cells (``SCVI-NOTES.md``), so the coupled autoencoder trains on a *stack*: one AnnData over
-the union of the chosen modalities' cells, ``X`` = the modalities' features side by side as
-a sparse CSR matrix (empty rows where a cell lacks a modality; MULTIVI's padding and mask
-approach without the dense padding), ``layers["missing"]`` = a sparse mask of the values
-that are NaN in a present cell, ``obsm["presence"]`` = 1 where a cell has a modality.
-Minibatches are sliced from the sparse stack and made dense one batch at a time
-(:class:`StackBatcher`), with the per-batch "observed" mask built from the presence and
-missing masks, so memory grows with the minibatch, not with a dense copy of all cells.
-The stack is built from a copy; the user's MuData is never modified.
+cells (``SCVI-NOTES.md``), so the coupled autoencoder registers a *stack*: an AnnData over
+the union of the chosen modalities' cells whose ``var_names`` are the modalities' features
+side by side (``mod:feature``) and whose ``obsm["presence"]`` is 1 where a cell has a
+modality. The stack holds **no copy of the values**: its ``X`` is an empty sparse
+placeholder of the right shape, and the values stay in the modalities' own matrices, read
+through :class:`~._blocks.CoupledBatcher` (one block per modality: a reference to the
+matrix and each cell's row in it). Minibatches gather their rows from every block and
+are made dense one batch at a time, with per-batch presence and NaN masks, so memory
+grows with the minibatch, not with the cells. The user's MuData is never modified.
+
+A stack written with a saved model (``save(save_anndata=True)``) holds the values in its
+own ``X`` (:func:`materialise`); loading it reads them from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,21 +25,23 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
-from scvi.dataloaders import DataSplitter
-from scvi.model._utils import parse_device_args
 
-from ..._validate import InputError, check_finite, check_mudata, get_layer, get_modality
+from ..._validate import InputError, check_mudata, check_numeric, get_layer, get_modality
+from ._blocks import CoupledBatcher, ModalityBlock, read_rows
 
 __all__ = [
     "STACK_KEY",
-    "CoupledDataSplitter",
-    "StackBatcher",
+    "batcher_of",
+    "check_modalities",
     "dense_batch",
+    "materialise",
     "modality_rows",
     "stack_mudata",
 ]
 
 STACK_KEY = "_coupled_stack"
+_BATCHER = "_multiviz_coupled_batcher"  # attribute of a stack AnnData: its data blocks
+_CHUNK = 65_536
 
 
 def modality_rows(mdata: MuData, mod: str) -> np.ndarray:
@@ -61,20 +66,86 @@ def check_modalities(mdata: MuData, modalities: Sequence[str]) -> list[str]:
     return list(modalities)
 
 
+def _feature_columns(adata: AnnData, mod: str, wanted: Sequence[str]) -> np.ndarray | None:
+    """Columns of ``adata`` holding the features ``wanted`` (``None``: all, in order)."""
+    wanted = pd.Index(np.asarray(wanted).astype(str))
+    cols = adata.var_names.astype(str).get_indexer(wanted)
+    if (cols < 0).any():
+        miss = list(wanted[cols < 0])
+        raise InputError(
+            f"{len(miss)} of the {len(wanted)} features the model was trained on are "
+            f"missing from `adata[{mod!r}]`, e.g. {miss[:5]}. Add them (matched by "
+            "var_names; extra features are ignored)."
+        )
+    if adata.n_vars and not adata.var_names.is_unique:
+        raise InputError(
+            f"`adata[{mod!r}].var_names` are not unique; run `var_names_make_unique()` first."
+        )
+    if np.array_equal(cols, np.arange(adata.n_vars)):
+        return None  # the training features, in order: read the matrix as it is
+    return cols.astype(np.int64)
+
+
+def _scan(X, cols: np.ndarray | None, arg: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check the values chunk by chunk; per-row "all NaN" flags and per-column NaN counts.
+
+    Raises for non-numeric or infinite values. Reads ``_CHUNK`` rows at a time (works
+    for in-memory and on-disk matrices; never densifies more than a chunk).
+    """
+    n_rows, n_all = X.shape
+    n_feat = n_all if cols is None else cols.size
+    empty = np.zeros(n_rows, dtype=bool)
+    col_nan = np.zeros(n_all, dtype=np.int64)
+    n_inf = 0
+    for start in range(0, n_rows, _CHUNK):
+        chunk = X[start : start + _CHUNK]
+        check_numeric(chunk, arg)
+        if sparse.issparse(chunk):
+            chunk = sparse.csr_matrix(chunk)
+            if chunk.dtype.kind != "f":
+                continue
+            n_inf += int(np.isinf(chunk.data).sum())
+            nan = np.isnan(chunk.data)
+            if not nan.any():
+                continue
+            row = np.repeat(np.arange(chunk.shape[0]), np.diff(chunk.indptr))[nan]
+            col = chunk.indices[nan]
+            if cols is not None:
+                sel = np.zeros(n_all, dtype=bool)
+                sel[cols] = True
+                row = row[sel[col]]
+            col_nan += np.bincount(col, minlength=n_all)
+            per_row = np.bincount(row, minlength=chunk.shape[0])
+            empty[start : start + chunk.shape[0]] = per_row == n_feat
+        else:
+            chunk = np.asarray(chunk)
+            if chunk.dtype.kind != "f":
+                continue
+            n_inf += int(np.isinf(chunk).sum())
+            nan = np.isnan(chunk)
+            col_nan += nan.sum(axis=0)
+            sub = nan if cols is None else nan[:, cols]
+            empty[start : start + chunk.shape[0]] = sub.all(axis=1) & (n_feat > 0)
+    if n_inf:
+        raise InputError(f"`{arg}` contains {n_inf} infinite values; replace or drop them.")
+    return empty, col_nan if cols is None else col_nan[cols]
+
+
 def stack_mudata(
     mdata: MuData,
     modalities: Sequence[str],
     layers: Mapping[str, str | None] | None = None,
     var_names: Mapping[str, Sequence[str]] | None = None,
 ) -> AnnData:
-    """Build the padded stack of ``modalities`` (see module docstring); validates first.
+    """Build the stack of ``modalities`` (see module docstring); validates first.
 
     ``var_names`` (``{modality: feature names}``, e.g. a trained model's features) selects
     and orders each modality's features by name; a missing name raises, extra features are
     ignored. Raises :class:`~multiviz.InputError` for: fewer than two modalities, non-numeric
     or infinite values, a pair of modalities without common cells (unless ``var_names`` is
     given: new cells need no pairing), a present cell with no measured value in a modality,
-    a feature never measured (training only).
+    a feature never measured (training only). The values are not copied: the stack reads
+    them from the modalities' matrices (:func:`batcher_of`).
     """
     modalities = check_modalities(mdata, modalities)
     layers = dict(layers or {})
@@ -94,263 +165,112 @@ def stack_mudata(
                     "coupling needs paired cells (the same obs_names in both). Check that the "
                     "obs_names of the modalities match."
                 )
+    all_kept = bool(keep.all())
     n_cells = int(keep.sum())
-    blocks, missing, names = [], [], []
+    blocks, names = [], []
     presence = np.zeros((n_cells, len(modalities)), dtype=np.float32)
+    start = 0
     for k, mod in enumerate(modalities):
         adata = mdata.mod[mod]
         arg = f"mdata[{mod!r}]" + (f".layers[{layers[mod]!r}]" if layers.get(mod) else ".X")
         X = get_layer(adata, layers.get(mod), f"layers[{mod!r}]")
-        check_finite(X, arg, allow_nan=True)
-        cols = None
-        if var_names is not None:
-            wanted = pd.Index(np.asarray(var_names[mod]).astype(str))
-            cols = adata.var_names.astype(str).get_indexer(wanted)
-            if (cols < 0).any():
-                miss = list(wanted[cols < 0])
-                raise InputError(
-                    f"{len(miss)} of the {len(wanted)} features the model was trained on are "
-                    f"missing from `adata[{mod!r}]`, e.g. {miss[:5]}. Add them (matched by "
-                    "var_names; extra features are ignored)."
-                )
-            if adata.n_vars and not adata.var_names.is_unique:
-                raise InputError(
-                    f"`adata[{mod!r}].var_names` are not unique; run "
-                    "`var_names_make_unique()` first."
-                )
-        r = rows[mod][keep]
-        here = r >= 0
-        block, nan = _present_rows(X, r, here, cols)
-        n_feat = block.shape[1]
-        empty = here & (np.asarray(nan.getnnz(axis=1)).ravel() == n_feat)
+        cols = None if var_names is None else _feature_columns(adata, mod, var_names[mod])
+        empty, col_nan = _scan(X, cols, arg)
         if empty.any():
-            first = mdata.obs_names[keep][np.flatnonzero(empty)[0]]
+            first = adata.obs_names[np.flatnonzero(empty)[0]]
             raise InputError(
                 f"{int(empty.sum())} cells of {arg} have no measured value (all NaN), e.g. "
                 f"{first!r}; remove them from modality {mod!r}."
             )
-        never = np.asarray(nan.getnnz(axis=0)).ravel() == int(here.sum())
+        never = col_nan == X.shape[0]
         if never.any() and var_names is None:
             raise InputError(
                 f"{int(never.sum())} features of {arg} are NaN in every cell, e.g. "
                 f"{adata.var_names[np.flatnonzero(never)[0]]!r}; drop them."
             )
+        r = rows[mod] if all_kept else rows[mod][keep]
+        presence[:, k] = r >= 0
+        in_order = X.shape[0] == n_cells and np.array_equal(r, np.arange(n_cells))
+        block = ModalityBlock(X, None if in_order else r, cols, start)
         blocks.append(block)
-        missing.append(nan)
-        presence[:, k] = here
+        start += block.n_vars
         feats = adata.var_names.astype(str)
         names.append(mod + ":" + (feats if cols is None else feats[cols]))
+    obs_names = mdata.obs_names if all_kept else mdata.obs_names[keep]
     stack = AnnData(
-        X=sparse.hstack(blocks, format="csr", dtype=np.float32),
-        obs=pd.DataFrame(index=mdata.obs_names[keep].astype(str)),
+        X=sparse.csr_matrix((n_cells, start), dtype=np.float32),  # placeholder: no values
+        obs=pd.DataFrame(index=obs_names.astype(str)),
         var=pd.DataFrame(index=np.concatenate(names)),
-        layers={"missing": sparse.hstack(missing, format="csr", dtype=np.float32)},
         obsm={"presence": presence},
     )
+    n_vars = [int(b.n_vars) for b in blocks]
     stack.uns[STACK_KEY] = {
         "modalities": list(modalities),
-        "n_vars": [int(b.shape[1]) for b in blocks],
+        "n_vars": n_vars,
         "layers": {m: layers.get(m) or "" for m in modalities},
+        "values": "modalities",
     }
+    setattr(stack, _BATCHER, CoupledBatcher(blocks, presence, n_vars))
     return stack
 
 
-def _present_rows(X, r: np.ndarray, here: np.ndarray, cols) -> tuple[sparse.csr_matrix, ...]:
-    """Stack-ordered CSR block of one modality and the CSR mask of its NaN values.
+def batcher_of(stack: AnnData) -> CoupledBatcher:
+    """The :class:`~._blocks.CoupledBatcher` reading the values of ``stack``'s cells.
 
-    Absent cells get empty rows, NaN values become 0; only present cells' rows are touched.
-    A sparse modality that already holds every stack cell in stack order (e.g. the RNA of
-    a partially paired MuData) is used as it is (no copy unless it holds NaN values).
+    A stack built by :func:`stack_mudata` carries it; a stack with its own values (a
+    saved model's data, :func:`materialise`, or one written by an earlier version with
+    NaN values stored as 0 plus ``layers["missing"]``) reads them from its ``X``.
     """
-    n_cells = r.size
-    src = r[here]
-    in_order = bool(here.all()) and np.array_equal(src, np.arange(n_cells))
-    if sparse.issparse(X):
-        sub = sparse.csr_matrix(X)
-        if not (in_order and sub.shape[0] == n_cells):
-            sub = sub[src]
-        if cols is not None:
-            sub = sub[:, cols]
-        if sub.dtype != np.float32:
-            sub = sub.astype(np.float32)
-    else:
-        dense = np.asarray(X)[src]
-        if cols is not None:
-            dense = dense[:, cols]
-        sub = sparse.csr_matrix(np.asarray(dense, dtype=np.float32))
-    nan_pos = np.isnan(sub.data)
-    if nan_pos.any():
-        sub = sub.copy()  # never modify the user's matrix
-        nan = sub.copy()
-        nan.data = nan_pos.astype(np.float32)
-        nan.eliminate_zeros()
-        sub.data[nan_pos] = 0.0
-        sub.eliminate_zeros()
-    else:
-        nan = sparse.csr_matrix(sub.shape, dtype=np.float32)
-    if in_order:
-        return sub, nan
-    # place the present rows into the stack's row order (absent cells: empty rows)
-    place = sparse.csr_matrix(
-        (np.ones(src.size, np.float32), (np.flatnonzero(here), np.arange(src.size))),
-        shape=(n_cells, src.size),
+    batcher = getattr(stack, _BATCHER, None)
+    if batcher is not None and batcher.n_obs == stack.n_obs:
+        return batcher
+    info = stack.uns[STACK_KEY]
+    if info.get("values", "stack") == "modalities":
+        raise InputError(
+            "This stack of the coupled autoencoder lost the link to its MuData (it was "
+            "copied or written to disk without its values). Pass the MuData itself, e.g. "
+            "`CoupledAutoencoder.load(path, adata=mdata)`."
+        )
+    X = stack.X
+    if sparse.issparse(X) and X.format != "csr":
+        X = sparse.csr_matrix(X)
+    missing = stack.layers["missing"] if "missing" in stack.layers else None
+    if missing is not None:
+        missing = sparse.csr_matrix(missing, dtype=np.float32)
+    block = ModalityBlock(X, None, None, 0)
+    batcher = CoupledBatcher([block], stack.obsm["presence"], info["n_vars"], missing)
+    setattr(stack, _BATCHER, batcher)
+    return batcher
+
+
+def materialise(stack: AnnData, chunk: int = 4096) -> AnnData:
+    """A copy of ``stack`` holding its values in ``X`` (CSR; NaN kept), for writing to disk.
+
+    Absent cells have empty rows. Built ``chunk`` cells at a time; the result itself is a
+    copy of all cells, so this runs only when the data are written with a model.
+    """
+    batcher = batcher_of(stack)
+    parts = []
+    for idx in batcher.chunks(chunk):
+        x = np.zeros((idx.size, batcher.n_features), dtype=np.float32)
+        for block in batcher.blocks:
+            here, rows = batcher.present(block, idx)
+            x[here, block.start : block.start + block.n_vars] = read_rows(
+                block.matrix, rows, block.cols
+            )
+        parts.append(sparse.csr_matrix(x))
+    X = sparse.vstack(parts, format="csr") if parts else sparse.csr_matrix(stack.shape)
+    out = AnnData(
+        X=X,
+        obs=pd.DataFrame(index=stack.obs_names.copy()),
+        var=pd.DataFrame(index=stack.var_names.copy()),
+        obsm={"presence": np.asarray(stack.obsm["presence"], dtype=np.float32)},
     )
-    return (place @ sub).tocsr(), (place @ nan).tocsr()
-
-
-class StackBatcher:
-    """Dense minibatch tensors from the sparse stack: ``X``, ``observed``, ``presence``."""
-
-    def __init__(self, stack: AnnData):
-        self.X = sparse.csr_matrix(stack.X, dtype=np.float32)
-        self.missing = sparse.csr_matrix(stack.layers["missing"], dtype=np.float32)
-        self.presence = np.asarray(stack.obsm["presence"], dtype=np.float32)
-        n_vars = stack.uns[STACK_KEY]["n_vars"]
-        self.arm_of_feature = np.repeat(np.arange(len(n_vars)), n_vars)
-        self.n_obs = self.X.shape[0]
-
-    def batch(self, idx: np.ndarray, device=None) -> dict[str, torch.Tensor]:
-        """The rows ``idx`` as dense float32 tensors (on ``device``)."""
-        idx = np.asarray(idx)
-        pres = self.presence[idx]
-        observed = pres[:, self.arm_of_feature]
-        if self.missing.nnz:
-            observed = observed - self.missing[idx].toarray()
-        out = {
-            "X": torch.from_numpy(self.X[idx].toarray()),
-            "observed": torch.from_numpy(np.ascontiguousarray(observed)),
-            "presence": torch.from_numpy(np.ascontiguousarray(pres)),
-        }
-        if device is not None:
-            out = {k: v.to(device) for k, v in out.items()}
-        return out
+    out.uns[STACK_KEY] = {**stack.uns[STACK_KEY], "values": "stack"}
+    return out
 
 
 def dense_batch(stack: AnnData, idx=None) -> dict[str, torch.Tensor]:
     """All (or the ``idx``) cells of a stack as dense tensors (small data and tests)."""
-    b = StackBatcher(stack)
+    b = batcher_of(stack)
     return b.batch(np.arange(b.n_obs) if idx is None else idx)
-
-
-class _IndexBatches:
-    """Iterable of minibatch dicts streamed from the sparse stack by index.
-
-    ``n_steps`` batches per pass (an "epoch"); training draws consecutive chunks of random
-    permutations (so every batch holds distinct cells and mixes paired and unpaired cells at
-    their population rate), validation walks the cells in order.
-
-    Under DDP (``world`` processes) every process draws the same permutations in chunks of
-    ``world * batch_size`` cells and takes chunk ``rank``: each process's minibatch has
-    ``batch_size`` distinct cells, so the latent batch norm and the coupling's singular
-    values see as many cells as on one process; the step averages ``world`` minibatches.
-    """
-
-    def __init__(
-        self,
-        batcher: StackBatcher,
-        indices: np.ndarray,
-        batch_size: int,
-        *,
-        device=None,
-        n_steps: int | None = None,
-        seed: int | None = None,
-        rank: int = 0,
-        world: int = 1,
-    ):
-        self.batcher, self.indices, self.device = batcher, np.asarray(indices), device
-        self.n = self.indices.size
-        self.batch_size = min(batch_size, self.n)
-        self.rank, self.world = int(rank), int(world)
-        self._draw = min(self.batch_size * self.world, self.n)
-        self.n_steps = n_steps
-        self.generator = None
-        if seed is not None:
-            self.generator = torch.Generator().manual_seed(seed)
-            self._perm = torch.empty(0, dtype=torch.long)
-            self._pos = 0
-
-    def __len__(self) -> int:
-        if self.n_steps is not None:
-            return self.n_steps
-        return -(-self.n // self.batch_size)
-
-    def _next_random(self) -> np.ndarray:
-        if self._pos + self._draw > self._perm.numel():
-            self._perm = torch.randperm(self.n, generator=self.generator)
-            self._pos = 0
-        pos = self._perm[self._pos : self._pos + self._draw]
-        self._pos += self._draw
-        if self.world > 1:
-            pos = pos.tensor_split(self.world)[self.rank]
-        return pos.numpy()
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for step in range(len(self)):
-            if self.generator is None:
-                pos = np.arange(step * self.batch_size, min((step + 1) * self.batch_size, self.n))
-            else:
-                pos = self._next_random()
-            yield self.batcher.batch(self.indices[pos], self.device)
-
-
-class CoupledDataSplitter(DataSplitter):
-    """:class:`~scvi.dataloaders.DataSplitter` streaming minibatches from the sparse stack.
-
-    The reference implementation trains for epochs of a fixed number of minibatch steps
-    (500 steps of batch 200) rather than passes over the data; ``steps_per_epoch`` sets that
-    number. Each step slices its cells from the sparse stack and makes only them dense on
-    the training device (no ``DataLoader`` per step: ``SCVI-NOTES.md``, per-step overhead
-    dominates on Patch-seq sized data).
-    """
-
-    def __init__(
-        self,
-        adata_manager,
-        *,
-        batch_size: int,
-        steps_per_epoch: int = 100,
-        seed: int = 0,
-        accelerator: str = "auto",
-        device: int | str = "auto",
-        external_indexing=None,
-    ):
-        super().__init__(adata_manager, external_indexing=external_indexing, batch_size=batch_size)
-        self.batch_size = batch_size
-        self.steps_per_epoch = steps_per_epoch
-        self.seed = seed
-        _, _, self.device = parse_device_args(
-            accelerator=accelerator, devices=device, return_device="torch"
-        )
-
-    def setup(self, stage: str | None = None):
-        """Split indices and wrap the stack for streaming."""
-        super().setup(stage)
-        self.batcher = StackBatcher(self.adata_manager.adata)
-
-    def _placement(self) -> tuple:
-        """Training device, rank and number of processes (from the Lightning trainer)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return self.device, 0, 1
-        return trainer.strategy.root_device, int(trainer.global_rank), int(trainer.world_size)
-
-    def train_dataloader(self):
-        """Random minibatches, ``steps_per_epoch`` per epoch (this process's share)."""
-        device, rank, world = self._placement()
-        return _IndexBatches(
-            self.batcher,
-            self.train_idx,
-            self.batch_size,
-            device=device,
-            n_steps=self.steps_per_epoch,
-            seed=self.seed,
-            rank=rank,
-            world=world,
-        )
-
-    def val_dataloader(self):
-        """The validation cells in order (an empty list without a validation split)."""
-        if len(self.val_idx) == 0:
-            return []
-        device = self._placement()[0]
-        return _IndexBatches(self.batcher, self.val_idx, self.batch_size, device=device)

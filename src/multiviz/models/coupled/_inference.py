@@ -17,7 +17,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from ..._validate import InputError, check_int
-from ._data import STACK_KEY, StackBatcher, stack_mudata
+from ._data import STACK_KEY, batcher_of, stack_mudata
 
 __all__ = ["CoupledInferenceMixin"]
 
@@ -51,7 +51,7 @@ class CoupledInferenceMixin:
     def _encode(self, stack: AnnData, batch_size: int) -> list[np.ndarray]:
         was_training = self.module.training
         self.module.eval()
-        batcher = StackBatcher(stack)
+        batcher = batcher_of(stack)
         out = [[] for _ in self.modalities]
         for start in range(0, batcher.n_obs, batch_size):
             idx = np.arange(start, min(start + batch_size, batcher.n_obs))
@@ -178,4 +178,15 @@ class CoupledInferenceMixin:
                 pref = mod + ":"
                 names[mod] = np.array([v[len(pref) :] for v in var_names if v.startswith(pref)])
             adata = stack_mudata(adata, mods, layers, var_names=names)
-        return super().load(str(dir_path), adata=adata, **kwargs)
+        # scvi-tools takes a stack's empty placeholder X for "minified" data and refuses it
+        placeholder = None
+        if (
+            isinstance(adata, AnnData)
+            and adata.uns.get(STACK_KEY, {}).get("values") == "modalities"
+        ):
+            placeholder, adata.X = adata.X, None
+        try:
+            return super().load(str(dir_path), adata=adata, **kwargs)
+        finally:
+            if placeholder is not None:
+                adata.X = placeholder

@@ -11,12 +11,12 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 from scvi.data import AnnDataManager
-from scvi.data.fields import LayerField, ObsmField
+from scvi.data.fields import ObsmField
 from scvi.model.base import BaseModelClass
 
 from ..._validate import InputError, check_bool, check_float, check_int, check_option
 from ._coupling import COUPLINGS
-from ._data import STACK_KEY, stack_mudata
+from ._data import STACK_KEY, batcher_of, materialise, stack_mudata
 from ._inference import CoupledInferenceMixin
 from ._module import CoupledAEModule
 from ._train import CoupledTrainingMixin
@@ -158,6 +158,7 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         random_state = check_int(random_state, "random_state", minimum=0)
         if isinstance(adata, AnnData) and STACK_KEY in adata.uns:
             stack = adata
+            batcher_of(stack)  # early error if the stack lost its values
         elif isinstance(adata, MuData):
             stack = stack_mudata(adata, modalities, layers)
         else:
@@ -207,18 +208,52 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
 
     @classmethod
     def setup_anndata(cls, adata: AnnData, **kwargs) -> None:
-        """Register a padded stack (internal; build the model from a MuData instead)."""
+        """Register a stack (internal; build the model from a MuData instead).
+
+        Only the presence mask is registered with scvi-tools: the values are read from
+        the modalities' own matrices (``_data.batcher_of``), never copied into the stack.
+        """
         if STACK_KEY not in adata.uns:
             raise InputError(
                 "CoupledAutoencoder trains on a MuData: pass it directly, "
                 "`CoupledAutoencoder(mdata, modalities=('rna', 'ephys'))`."
             )
         setup_method_args = cls._get_setup_method_args(**locals())
-        fields = [
-            LayerField("X", None, is_count_data=False),
-            LayerField("missing", "missing", is_count_data=False),
-            ObsmField("presence", "presence"),
-        ]
+        fields = [ObsmField("presence", "presence")]
         manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         manager.register_fields(adata, **kwargs)
         cls.register_manager(manager)
+
+    def save(
+        self,
+        dir_path: str,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        save_kwargs: dict | None = None,
+        **anndata_write_kwargs,
+    ) -> None:
+        """Save the model (scvi-tools layout); with ``save_anndata``, also its cells' values.
+
+        The model's stack holds no values (they stay in the MuData), so ``save_anndata``
+        writes a stack with the values in its ``X`` (``adata.h5ad``, sparse; a copy of
+        all cells, made only here) that :meth:`load` reads without the MuData.
+
+        Examples
+        --------
+        >>> model.save("cae_model/", save_anndata=True)
+        """
+        super().save(
+            dir_path,
+            prefix=prefix,
+            overwrite=overwrite,
+            save_anndata=False,
+            save_kwargs=save_kwargs,
+        )
+        if save_anndata:
+            import os
+
+            from scvi.model.base._constants import SAVE_KEYS
+
+            path = os.path.join(dir_path, f"{prefix or ''}{SAVE_KEYS.ADATA_FNAME}")
+            materialise(self.adata).write(path, **anndata_write_kwargs)

@@ -31,7 +31,8 @@ from ..._validate import (
 )
 from ...train import fit_context, resolve_progress_bar
 from ...train._strategy import check_strategy
-from ._data import CoupledDataSplitter
+from ._data import batcher_of
+from ._loader import CoupledDataSplitter
 
 __all__ = ["DEFAULT_STEPS", "REFERENCE_STEPS", "CoupledTrainingMixin"]
 
@@ -88,33 +89,37 @@ class CoupledTrainingMixin:
         """Per-feature SD over the observed values of the *training* cells (sparse-safe).
 
         The reference used all cells; here only the training fold, so held-out cells do
-        not leak into the augmentation. Sums are taken over ``chunk`` rows at a time, so
-        memory stays bounded by the chunk, not by the cells.
+        not leak into the augmentation. Sums are taken over ``chunk`` cells at a time, read
+        from the modalities' own matrices, so memory stays bounded by the chunk.
         """
-        X = sparse.csr_matrix(self.adata.X)
-        missing = sparse.csr_matrix(self.adata.layers["missing"])
-        presence = np.asarray(self.adata.obsm["presence"]) > 0.5
-        train = np.zeros(X.shape[0], dtype=bool)
+        batcher = batcher_of(self.adata)
+        train = np.zeros(batcher.n_obs, dtype=bool)
         train[np.asarray(train_idx)] = True
-        n_feat = X.shape[1]
-        total, total_sq = np.zeros(n_feat), np.zeros(n_feat)
-        n_missing = np.zeros(n_feat)
-        n_rows = np.zeros(len(self.module.arms))
-        for start in range(0, X.shape[0], chunk):
-            sl = slice(start, start + chunk)
-            pres = presence[sl] & train[sl, None]
-            xc, mc = X[sl], missing[sl]
-            for k, block in enumerate(self.module._slices):
-                rows = np.flatnonzero(pres[:, k])
-                n_rows[k] += rows.size
-                x = xc[rows][:, block].astype(np.float64)
-                total[block] += np.asarray(x.sum(axis=0)).ravel()
-                total_sq[block] += np.asarray(x.multiply(x).sum(axis=0)).ravel()
-                n_missing[block] += np.asarray(mc[rows][:, block].getnnz(axis=0)).ravel()
-        for k, (arm, block) in enumerate(zip(self.module.arms, self.module._slices)):
-            n = np.maximum(n_rows[k] - n_missing[block], 1)
-            mean = total[block] / n
-            sd = np.sqrt(np.maximum(total_sq[block] / n - mean**2, 0.0))
+        for k, arm in enumerate(self.module.arms):
+            n_feat = batcher.n_vars[k]
+            total, total_sq = np.zeros(n_feat), np.zeros(n_feat)
+            n_missing, n_rows = np.zeros(n_feat), 0
+            for idx in batcher.chunks(chunk):
+                rows, x = batcher.arm_rows(k, idx[train[idx]])
+                n_rows += rows.size
+                x = x.astype(np.float64)
+                if sparse.issparse(x):
+                    nan = np.isnan(x.data)
+                    if nan.any():
+                        n_missing += np.bincount(x.indices[nan], minlength=n_feat)
+                        x.data[nan] = 0.0
+                    total += np.asarray(x.sum(axis=0)).ravel()
+                    total_sq += np.asarray(x.multiply(x).sum(axis=0)).ravel()
+                else:
+                    nan = np.isnan(x)
+                    if nan.any():
+                        n_missing += nan.sum(axis=0)
+                        x[nan] = 0.0
+                    total += x.sum(axis=0)
+                    total_sq += (x * x).sum(axis=0)
+            n = np.maximum(n_rows - n_missing, 1)
+            mean = total / n
+            sd = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
             arm.noise_sd.copy_(torch.as_tensor(arm.noise * sd, dtype=torch.float32))
 
     @torch.no_grad()

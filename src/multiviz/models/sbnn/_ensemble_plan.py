@@ -283,7 +283,7 @@ def train_ensemble(
     *,
     n_latent: int = 2,
     n_hidden: tuple[int, int] = (512, 128),
-    n_clusters: int = 20,
+    n_clusters: int | None = None,
     n_genes: int = 25,
     batch_size: int = 32,
     ridge: float = 1e-10,
@@ -307,7 +307,7 @@ def train_ensemble(
         decoder phase).
     n_latent, n_hidden, n_clusters, n_genes, batch_size, ridge, val_fraction, handover
         As in :meth:`multiviz.models.SBNN.train` (paper defaults: 2 or 64, (512, 128),
-        K = 20, 25 genes, batch 32, 1e-10, 0.4; the last pre-training epoch is handed
+        K (``None``: scaled to the member's cells, 20 from 1,092 up), 25 genes, batch 32, 1e-10, 0.4; the last pre-training epoch is handed
         over, as in the reference code).
     screen
         Stop computing genes the group lasso has zeroed (see the module docstring).

@@ -42,7 +42,9 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
     n_hidden
         Encoder hidden widths (512, 128 in the paper); the decoder mirrors them.
     n_clusters
-        k-means clusters for pre-training (K = 20 in the paper).
+        k-means clusters for pre-training (K = 20 in the paper). ``None`` (default): the
+        paper's ~55 training cells per cluster, at most 20, so 20 from 1,092 training
+        cells up and e.g. 2 for 72 (:func:`~multiviz.models.sbnn._schedule.size_scaled_clusters`).
     random_state
         Seed of the weights, the k-means, the hold-out split and the shuffling.
 
@@ -63,7 +65,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         mdata: MuData,
         n_latent: int = 2,
         n_hidden: tuple[int, int] = (512, 128),
-        n_clusters: int = 20,
+        n_clusters: int | None = None,
         random_state: int = 0,
     ):
         super().__init__(mdata)

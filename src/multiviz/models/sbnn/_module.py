@@ -45,7 +45,8 @@ class SBNNModule(BaseModuleClass):
     n_hidden
         Encoder hidden widths; the decoder mirrors them (512, 128 in the paper).
     n_clusters
-        Width of the pre-training softmax head (K = 20 k-means clusters in the paper).
+        Width of the pre-training softmax head (K = 20 k-means clusters in the paper);
+        ``None``: 20, the largest default K (classes beyond the labels' are masked).
     n_genes_decoder
         Width of the gene-reconstruction ("autoencoder") head; 0 for none. It is
         built at the number of genes kept after pruning.
@@ -65,7 +66,7 @@ class SBNNModule(BaseModuleClass):
         *,
         n_latent: int = 2,
         n_hidden: tuple[int, int] = (512, 128),
-        n_clusters: int = 20,
+        n_clusters: int | None = None,
         n_genes_decoder: int = 0,
         seed: int = 0,
         input_mean=None,
@@ -80,7 +81,7 @@ class SBNNModule(BaseModuleClass):
         self.encoder_rest = _mlp([h1, h2, n_latent], gen, last_linear=True)
         self.decoder = _mlp([n_latent, h2, h1], gen, last_linear=False)
         self.head = _glorot(nn.Linear(h1, n_output), gen)
-        self.cluster_head = _glorot(nn.Linear(h1, n_clusters), gen)
+        self.cluster_head = _glorot(nn.Linear(h1, n_clusters or 20), gen)
         self.register_buffer("gene_index", torch.arange(n_input))
         self.zscored = input_mean is not None
         if self.zscored:

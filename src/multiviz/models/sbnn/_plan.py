@@ -99,7 +99,8 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         L2 penalty on all weights (paper: 1e-10, "no effect"), applied as Adam weight
         decay ``2 * ridge``.
     n_clusters
-        k-means clusters for pre-training (20 in the paper).
+        k-means clusters for pre-training (20 in the paper); ``None`` (default): the
+        paper's cells per cluster, at most 20 (:func:`size_scaled_clusters`).
     val_fraction
         Fraction of the training cells held out in pre-training; their unpenalised
         cross-entropy is logged every epoch (0.4 in the paper).
@@ -127,7 +128,7 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         n_genes: int,
         batch_size: int = BATCH_SIZE,
         ridge: float = RIDGE,
-        n_clusters: int = N_CLUSTERS,
+        n_clusters: int | None = None,
         val_fraction: float = VAL_FRACTION,
         handover: str = HANDOVER,
         seed: int = 0,

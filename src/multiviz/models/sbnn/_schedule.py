@@ -39,7 +39,9 @@ RIDGE = 1e-10
 N_GENES = 25
 """Genes kept at pruning."""
 N_CLUSTERS = 20
-"""k-means clusters of the targets that define the pre-training classes (K = 20)."""
+"""k-means clusters of the targets that define the pre-training classes (K = 20 on the
+paper's 1,092 training cells: ~55 cells per class). On other data sizes the default K keeps
+that ratio, at most 20 (:func:`size_scaled_clusters`)."""
 KMEANS_N_INIT = 1000
 """k-means restarts in the reference code (``KMeans(n_init=1000)``)."""
 KMEANS_INIT = "random"
@@ -122,9 +124,28 @@ def default_epochs(n_cells: int, batch_size: int = BATCH_SIZE) -> dict[str, int]
     return {k: size_scaled_epochs(v, n_cells, batch_size) for k, v in PAPER_EPOCHS.items()}
 
 
+def size_scaled_clusters(n_cells: int, max_clusters: int = N_CLUSTERS) -> int:
+    """The default K of the pre-training k-means for ``n_cells`` training cells.
+
+    The paper's K = 20 was set on :data:`REFERENCE_CELLS` training cells, ~55 cells per
+    class. Held at 20, 72 training cells give classes of 3-4 cells: nearly all fall below
+    :data:`MIN_CLUSTER_SIZE`, pre-training is asked to tell apart 20 classes from ~2 cells
+    each, and the genes it hands to the regression are chosen on noise. The default keeps
+    the paper's cells per class: ``round(20 * n_cells / 1092)``, between 2 and
+    ``max_clusters``, so M1 and anything larger train the paper's K = 20 unchanged.
+
+    Examples
+    --------
+    >>> [size_scaled_clusters(n) for n in (72, 180, 270, 1092, 10_000)]
+    [2, 3, 5, 20, 20]
+    """
+    k = round(int(max_clusters) * int(n_cells) / REFERENCE_CELLS)
+    return int(min(max(k, 2), int(max_clusters)))
+
+
 def pretrain_labels(
     Y: np.ndarray,
-    n_clusters: int = N_CLUSTERS,
+    n_clusters: int | None = None,
     random_state: int = 0,
     *,
     n_init: int = KMEANS_N_INIT,
@@ -138,7 +159,8 @@ def pretrain_labels(
     Y
         Training targets ``(n, q)`` (z-scored with training statistics).
     n_clusters
-        K (:data:`N_CLUSTERS` = 20, the paper).
+        K; ``None`` (default): :func:`size_scaled_clusters` of the number of cells (the
+        paper's K = 20 from 1,092 cells up).
     random_state
         Seed of the k-means restarts.
     n_init
@@ -158,6 +180,8 @@ def pretrain_labels(
     from threadpoolctl import threadpool_limits
 
     Y = np.asarray(Y, dtype=np.float64)
+    if n_clusters is None:
+        n_clusters = size_scaled_clusters(Y.shape[0])
     with threadpool_limits(limits=max(torch.get_num_threads(), 1)):
         km = KMeans(
             n_clusters=n_clusters, n_init=n_init, init=init, random_state=int(random_state)

@@ -22,6 +22,8 @@ from threadpoolctl import threadpool_limits
 
 from multiviz import _logging as logg
 
+from ._backed import row_sums, take_rows
+
 #: At most this many training cells enter the PCA of Xᵀ (a stratified/random subsample above).
 MAX_PCA_CELLS = 20_000
 #: Extra random directions of the randomised PCA (Halko et al. 2011; scikit-learn's default).
@@ -105,7 +107,7 @@ def build_feature_input(
         cells = stratified_subsample(train_idx, n_components, labels, rng)
     else:
         cells = np.sort(train_idx)
-    xs = x[cells]
+    xs = take_rows(x, cells)  # in blocks of cells when x is on disk (backed AnnData)
     if log_normalise:
         xs = _log_normalise(xs)
     if kind != "pca":
@@ -195,7 +197,7 @@ def centred_pca_scores(
 
 def library_log_stats(x, train_idx: np.ndarray) -> tuple[float, float]:
     """Mean and SD of log library sizes of training cells (prior of paper eq. 14)."""
-    lib = np.asarray(x.sum(axis=1)).ravel().astype(np.float64)[np.sort(train_idx)]  # no row copy
+    lib = row_sums(x)[np.sort(train_idx)]  # no row copy; read in blocks when x is on disk
     log_lib = np.log(np.clip(lib, 1e-8, None))
     std = float(log_lib.std()) if len(log_lib) > 1 else 1.0
     return float(log_lib.mean()), max(std, 1e-6)

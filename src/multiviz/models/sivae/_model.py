@@ -20,14 +20,13 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from multiviz._validate import (
     InputError,
-    check_counts,
-    check_finite,
     check_float,
     check_int,
     check_option,
     check_random_state,
 )
 
+from ._backed import check_registered
 from ._init_steps import SIVAEInitMixin
 from ._module import SIVAEModule
 from ._outputs import SIVAEOutputsMixin
@@ -148,10 +147,7 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
                 raise InputError(f"`{name}` must be True or False, got {flag!r}.")
         super().__init__(adata)
         x = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-        if likelihood == "nb":
-            check_counts(x, "the registered layer")
-        else:
-            check_finite(x, "the registered layer")
+        check_registered(x, likelihood)  # block by block on a backed AnnData
         n_obs, n_vars = self.summary_stats.n_cells, self.summary_stats.n_vars
 
         rng = np.random.default_rng(random_state)
@@ -330,7 +326,12 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             Adam settings (paper: Adam, learning rate chosen from 1e-4, 1e-3, 1e-2).
         accelerator, devices, precision, strategy
             Lightning settings, e.g. ``accelerator="gpu"``; ``strategy="ddp"`` with
-            ``devices=2`` trains in two processes.
+            ``devices=2`` trains in two processes (Lightning's DDP: every process takes its
+            own minibatches of ``batch_size`` cells, so halve the batch sizes to keep the
+            single-process optimisation; the feature-wise input and the interpretability
+            starts are computed identically on every rank and the gene cache is a buffer
+            DDP broadcasts from rank 0 before every step). Spawning strategies
+            (``"ddp_spawn"``) are refused.
         enable_progress_bar
             scvi-tools' progress bar, naming the step; ``None`` follows
             ``mv.settings.verbosity``.
@@ -352,7 +353,14 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             fit, so build a new model with a lower ``lr``.
         """
         from multiviz.train import fit_context, resolve_progress_bar
+        from multiviz.train._strategy import check_strategy
 
+        check_strategy(
+            strategy,
+            devices,
+            model="siVAE",
+            spawn_reason="train copies of the model and leave this one untrained.",
+        )
         batch_size = check_int(batch_size, "batch_size")
         gene_batch_size_pretrain = check_int(gene_batch_size_pretrain, "gene_batch_size_pretrain")
         if joint_batch_size is None:
