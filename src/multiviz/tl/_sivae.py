@@ -48,10 +48,13 @@ def _work_adata(adata: AnnData, layer: str | None, obs_keys: Sequence[str]) -> A
 
     The modelled matrix sits where it sits in ``adata`` (``X`` or ``layers[layer]``), so
     that ``SIVAE.load(path, adata=adata)`` registers the user's own object identically.
+    For a backed ``adata`` see :func:`~multiviz.tl._sivae_checks.on_disk_work_adata`.
     """
     x = adata.layers[layer] if layer is not None else adata.X
     obs = adata.obs[list(obs_keys)].copy() if obs_keys else pd.DataFrame(index=adata.obs_names)
     var = pd.DataFrame(index=adata.var_names.copy())
+    if layer is None and adata.isbacked:
+        return chk.on_disk_work_adata(adata, obs, var)
     if layer is None:
         return AnnData(X=x, obs=obs, var=var)
     return AnnData(obs=obs, var=var, layers={layer: x})
@@ -106,7 +109,9 @@ def sivae(
         Cells x genes. For ``likelihood="gaussian"`` the values should be centred and
         scaled per gene (paper Methods), e.g. z-scored log-normalised counts (such as
         ``mdata["rna"].X`` after ``mv.pp.prepare_paired``); for ``"nb"`` raw counts.
-        A view is accepted only with ``copy=True``.
+        A view is accepted only with ``copy=True``. A backed AnnData (``backed="r"``) works
+        without ``copy``: the checks read it in row blocks and training streams it from
+        disk; results are written into its (in-memory) obsm/varm/var/uns.
     n_latent
         Size of the cell and gene embeddings: 2 for pictures, 64 for network analyses
         (paper Methods).
@@ -289,7 +294,7 @@ def sivae(
             strategy=strategy,
             **kwargs,
         )
-        outputs = _outputs(model, constant, sched["lr"])
+        outputs = _outputs(model, constant, sched["lr"], chk.output_batch_size(x))
         r2_pca = (
             _pca_r2(x, outputs["used"], opts["n_latent"], opts["random_state"])
             if likelihood == "gaussian" and not linear
@@ -330,13 +335,20 @@ def sivae(
     return model if return_model else None
 
 
-def _outputs(model, constant: np.ndarray, lr: float) -> dict:
-    """Every array written, checked finite (a diverged fit raises before any write)."""
+def _outputs(model, constant: np.ndarray, lr: float, batch_size: int | None = None) -> dict:
+    """Every array written, checked finite (a diverged fit raises before any write).
+
+    ``batch_size``: cells per inference minibatch (``None``: the model's default).
+    """
     used = ~constant
-    scores = model.get_latent_representation()
+    scores = model.get_latent_representation(batch_size=batch_size)
     loadings = model.get_loadings().to_numpy()
-    r2 = model.get_gene_r2().to_numpy()
-    r2_lin = model.get_gene_r2(linear=True).to_numpy() if not model.module.linear else r2.copy()
+    r2 = model.get_gene_r2(batch_size=batch_size).to_numpy()
+    r2_lin = (
+        model.get_gene_r2(batch_size=batch_size, linear=True).to_numpy()
+        if not model.module.linear
+        else r2.copy()
+    )
     used &= np.isfinite(r2)  # NaN R²: constant over cells in float32 too
     loadings[~used] = 0.0
     centrality = np.where(used, r2, 0.0)

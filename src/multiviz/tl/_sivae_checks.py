@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from anndata.abc import CSCDataset
 from scipy import sparse
 
 from multiviz import _logging as logg
@@ -26,6 +27,12 @@ from multiviz._validate import (
     check_writable,
     get_layer,
 )
+from multiviz.models.sivae._backed import (
+    check_registered,
+    column_min_max,
+    inference_batch_size,
+    is_backed,
+)
 
 #: Fewest cells / genes siVAE is fitted on (a train/validation split and a PCA of Xᵀ).
 MIN_CELLS = 10
@@ -33,22 +40,56 @@ MIN_GENES = 2
 
 
 def check_container(adata, copy: bool) -> None:
-    """AnnData, in memory, writable (a view is fine with ``copy=True``), unique names, not empty."""
+    """AnnData, writable (a view is fine with ``copy=True``), unique names, not empty.
+
+    A backed AnnData (``backed="r"``) is accepted without ``copy``: see :func:`check_backed`.
+    """
     if not isinstance(adata, AnnData):
         raise InputError(
             f"`adata` must be an AnnData, got {type(adata).__name__} (for a MuData pass one "
             "modality, e.g. `mdata['rna']`)."
         )
     if adata.isbacked:
-        raise InputError(
-            "`adata` is backed (opened with `backed='r'`); siVAE needs it in memory: "
-            "`adata = adata.to_memory()`."
-        )
-    if not copy:
+        check_backed(adata, copy)
+    elif not copy:
         check_writable(adata, "adata")
     check_unique_names(adata, "adata")
     check_min_obs(adata.n_obs, MIN_CELLS, "adata")
     check_min_obs(adata.n_vars, MIN_GENES, "adata", what="genes")
+
+
+def check_backed(adata: AnnData, copy: bool) -> None:
+    """A backed AnnData: not a view, no ``copy`` (results go into its in-memory slots)."""
+    if copy:
+        raise InputError(
+            "`copy=True` with a backed `adata` (opened with `backed='r'`) would copy the file "
+            "into memory; leave `copy=False` (results are written into the backed object's "
+            "obsm/varm/var/uns, which are held in memory) or pass `adata.to_memory()`."
+        )
+    if adata.is_view:
+        raise InputError(
+            "`adata` is a view of a backed AnnData; results cannot be written into it. "
+            "Fit on the whole backed object, or make the subset an object of its own: "
+            "`adata = adata.to_memory()`."
+        )
+
+
+def on_disk_work_adata(adata: AnnData, obs: pd.DataFrame, var: pd.DataFrame) -> AnnData:
+    """The light AnnData the model is registered on when ``adata.X`` is on disk.
+
+    An on-disk CSR matrix is held as it is (anndata's backed dataset, nothing read): the
+    light object is not itself backed, so scvi-tools reads each minibatch in its shuffled
+    order, as in memory, and the fit matches the in-memory one. HDF5 cannot read a dense
+    dataset's rows out of order, so a dense on-disk ``X`` gets a backed light object on the
+    same file instead (scvi-tools then reads sorted rows: the same cells per minibatch,
+    other noise draws). The user's object is never registered (scvi-tools would add
+    ``_scvi_*`` columns to its ``obs``).
+    """
+    import h5py
+
+    if isinstance(adata.X, h5py.Dataset):
+        return AnnData(obs=obs, var=var, filename=adata.filename, filemode="r")
+    return AnnData(X=adata.X, obs=obs, var=var)
 
 
 def check_obs_keys(
@@ -97,15 +138,34 @@ def check_data(adata: AnnData, layer: str | None, likelihood: str):
     check_str(layer, "layer", optional=True)
     x = get_layer(adata, layer, "layer")
     what = f"layer {layer!r}" if layer else "adata.X"
-    if likelihood == "nb":
+    if is_backed(x):  # on disk: checked in row blocks, never read whole
+        if isinstance(x, CSCDataset):
+            raise InputError(
+                f"`{what}` is an on-disk CSC matrix: its rows (cells) cannot be read without "
+                "loading all of it. Write the file with CSR (`adata.X = adata.X.tocsr()`) "
+                "or load it: `adata = adata.to_memory()`."
+            )
+        check_registered(x, likelihood, what)
+    elif likelihood == "nb":
         check_counts(x, what)
     else:
         check_finite(x, what)
     return x
 
 
+def output_batch_size(x) -> int | None:
+    """Cells per inference minibatch of the outputs: larger reads for an on-disk matrix.
+
+    ``None`` (the model's default) for a matrix in memory.
+    """
+    return inference_batch_size(x.shape[1]) if is_backed(x) else None
+
+
 def constant_genes(x) -> np.ndarray:
     """Boolean mask of genes with one value in every cell (all-zero genes included)."""
+    if is_backed(x):
+        lo, hi = column_min_max(x)
+        return lo == hi
     if sparse.issparse(x):
         lo = np.asarray(x.min(axis=0).todense()).ravel()
         hi = np.asarray(x.max(axis=0).todense()).ravel()

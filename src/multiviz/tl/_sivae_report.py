@@ -39,15 +39,27 @@ def _pca_r2(x, used: np.ndarray, n_components: int, random_state: int) -> float 
     """Mean per-gene R² of PCA with ``n_components`` components (the trivial baseline).
 
     Gaussian models only (their R² is on the modelled values); ``None`` when the matrix
-    is too large to make dense or the rank is too high.
+    is too large to make dense or the rank is too high. An on-disk (backed) matrix under
+    the size cap is read in row blocks straight into the dense array of used genes (the
+    same values as in memory, so the same baseline; memory bounded by the cap).
     """
     from scipy import sparse
     from sklearn.decomposition import PCA
 
+    from multiviz.models.sivae._backed import dense_columns, is_backed
+
     n, g = x.shape
     if n * g > PCA_BASELINE_MAX_ELEMENTS or n_components >= min(n, g):
+        if is_backed(x) and n_components < min(n, g):
+            logg.info(
+                f"    no PCA baseline (r2_pca): {n} x {g} is above the cap of "
+                f"{PCA_BASELINE_MAX_ELEMENTS:,} cells x genes for a dense copy"
+            )
         return None
-    xd = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)[:, used]
+    if is_backed(x):
+        xd = dense_columns(x, used)
+    else:
+        xd = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)[:, used]
     pca = PCA(n_components=n_components, svd_solver="randomized", random_state=random_state)
     rec = pca.inverse_transform(pca.fit_transform(xd))
     sst = ((xd - xd.mean(0)) ** 2).sum(0)

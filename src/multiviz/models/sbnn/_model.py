@@ -18,9 +18,10 @@ from ... import _logging as logg
 from ..._validate import InputError, check_positive_int
 from . import _plan as plan
 from ._data import check_devices, check_zscore, fit_epochs, forward_all, make_rows, phase_fits
+from ._datamodules import EpochDataModule, StepDataModule
 from ._inference import SBNNInferenceMixin
 from ._module import SBNNModule
-from ._plan import EpochDataModule, SBNNTrainingPlan, StepDataModule, paper_schedule
+from ._plan import SBNNTrainingPlan, paper_schedule
 
 Y_KEY = "Y"
 

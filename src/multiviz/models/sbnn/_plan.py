@@ -22,12 +22,11 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from lightning import LightningDataModule
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
 from ...train import LeanTrainingPlan
 from ._data import CHUNK, DeviceRows, StreamedRows
+from ._datamodules import EpochDataModule
 from ._schedule import (  # noqa: F401  (re-exported: the schedule lives here too)
     BATCH_SIZE,
     FROZEN_EPOCHS,
@@ -51,30 +50,6 @@ from ._schedule import (  # noqa: F401  (re-exported: the schedule lives here to
     paper_schedule,
     pretrain_labels,
 )
-
-
-class EpochDataModule(LightningDataModule):
-    """One item per epoch: the plan draws its own minibatches from device tensors."""
-
-    def train_dataloader(self):
-        """A loader with a single dummy batch."""
-        return DataLoader([0], batch_size=1)
-
-
-class StepDataModule(LightningDataModule):
-    """``n_steps`` items per epoch: one Lightning step per minibatch (DDP).
-
-    Every process gets all ``n_steps`` items (Lightning must not shard them:
-    ``use_distributed_sampler=False``); the plan picks each process's rows.
-    """
-
-    def __init__(self, n_steps: int):
-        super().__init__()
-        self.n_steps = int(n_steps)
-
-    def train_dataloader(self):
-        """A loader of the step numbers."""
-        return DataLoader(range(self.n_steps), batch_size=1)
 
 
 class SBNNTrainingPlan(LeanTrainingPlan):

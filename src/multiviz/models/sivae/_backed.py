@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import sparse
 
-from multiviz._validate import check_counts, check_finite
+from multiviz._validate import InputError, check_counts, check_finite
 
 #: Cells per block read from an on-disk matrix (2,000 genes at 7 % non-zeros: ~1 MB).
 ROW_CHUNK = 10_000
@@ -30,9 +30,13 @@ def is_backed(x) -> bool:
     return isinstance(x, CSRDataset | CSCDataset | h5py.Dataset)
 
 
-def row_blocks(x, rows: int = ROW_CHUNK) -> Iterator[tuple[int, object]]:
-    """``(start, block)`` over consecutive row blocks of ``x``, each in memory."""
+def row_blocks(x, rows: int | None = None) -> Iterator[tuple[int, object]]:
+    """``(start, block)`` over consecutive row blocks of ``x``, each in memory.
+
+    ``rows``: cells per block, default :data:`ROW_CHUNK` (read at call time).
+    """
     n = x.shape[0]
+    rows = ROW_CHUNK if rows is None else rows
     for start in range(0, n, rows):
         block = x[start : min(start + rows, n)]
         yield start, (block.tocsr() if sparse.issparse(block) else np.asarray(block))
@@ -44,8 +48,15 @@ def check_registered(x, likelihood: str, arg: str = "the registered layer") -> N
     if not is_backed(x):
         check(x, arg)
         return
-    for _, block in row_blocks(x):
-        check(block, arg)
+    for start, block in row_blocks(x):
+        try:
+            check(block, arg)
+        except InputError as err:
+            stop = start + block.shape[0] - 1
+            raise InputError(
+                f"{err} (found in cells {start}-{stop} of the on-disk matrix, which is checked "
+                f"in blocks of {ROW_CHUNK} cells; counts are of that block)"
+            ) from None
 
 
 def row_sums(x) -> np.ndarray:
@@ -74,3 +85,45 @@ def take_rows(x, idx: np.ndarray):
     if not parts:
         return x[0:0]
     return sparse.vstack(parts, format="csr") if sparse.issparse(parts[0]) else np.vstack(parts)
+
+
+def column_min_max(x) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column minimum and maximum of an on-disk matrix, read in row blocks.
+
+    Implicit zeros of sparse blocks count, as in ``scipy.sparse``'s ``min(axis=0)``.
+    """
+    lo = np.full(x.shape[1], np.inf)
+    hi = np.full(x.shape[1], -np.inf)
+    for _, block in row_blocks(x):
+        if sparse.issparse(block):
+            b_lo = block.min(axis=0).toarray().ravel()
+            b_hi = block.max(axis=0).toarray().ravel()
+        else:
+            b_lo, b_hi = block.min(axis=0), block.max(axis=0)
+        np.minimum(lo, b_lo, out=lo)
+        np.maximum(hi, b_hi, out=hi)
+    return lo, hi
+
+
+def dense_columns(x, cols: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Columns ``cols`` (boolean mask) of an on-disk matrix as a dense array, read in row blocks.
+
+    Memory is the result plus one block (never a whole-matrix copy); callers bound the
+    result's size (e.g. the PCA baseline's cap on cells x genes). Values equal
+    ``x[:, cols].toarray().astype(dtype)`` of the same matrix in memory.
+    """
+    out = np.empty((x.shape[0], int(np.count_nonzero(cols))), dtype=dtype)
+    for start, block in row_blocks(x):
+        dense = block.toarray() if sparse.issparse(block) else block
+        out[start : start + block.shape[0]] = dense[:, cols]
+    return out
+
+
+def inference_batch_size(n_genes: int) -> int:
+    """Cells per minibatch for whole-data inference passes over an on-disk matrix.
+
+    Up to :data:`ROW_CHUNK` cells, so that fewer, longer reads are made than with
+    scvi-tools' 1,024, with a dense minibatch of ~80 MB (float32) where the genes allow:
+    ``min(ROW_CHUNK, max(1024, 20_000_000 // n_genes))``.
+    """
+    return min(ROW_CHUNK, max(1024, 20_000_000 // max(n_genes, 1)))
