@@ -237,7 +237,7 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
 
         The model's stack holds no values (they stay in the MuData), so ``save_anndata``
         writes a stack with the values in its ``X`` (``adata.h5ad``, sparse; a copy of
-        all cells, made only here) that :meth:`load` reads without the MuData.
+        all cells, made only here) that ``CoupledAutoencoder.load`` reads without the MuData.
 
         Examples
         --------
