@@ -104,7 +104,9 @@ def warn_if_no_better_than_mean(df, method: str, n_train: int, kwargs: dict) -> 
 
 def baseline_kwargs(kwargs: dict) -> dict:
     """sRRR arguments of the linear baseline of an sBNN: rank = bottleneck, same genes."""
-    return {"rank": int(kwargs.get("bottleneck", 2)), "n_genes": kwargs.get("n_genes", 25)}
+    from ..models.sbnn._schedule import N_GENES
+
+    return {"rank": int(kwargs.get("bottleneck", 2)), "n_genes": kwargs.get("n_genes", N_GENES)}
 
 
 def lin_pred(fit, test, in_fold) -> np.ndarray:

@@ -19,23 +19,9 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from ..._ondisk import take_rows
+
 __all__ = ["CoupledBatcher", "ModalityBlock", "read_rows", "take_rows"]
-
-
-def take_rows(matrix, rows: np.ndarray):
-    """``matrix[rows]`` (sparse stays sparse), rows in the given order.
-
-    In-memory matrices are indexed directly; an on-disk (backed) matrix is read in
-    increasing row order, as HDF5 requires, and put back in the requested order.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    if isinstance(matrix, np.ndarray) or sparse.issparse(matrix):
-        return matrix[rows]
-    order = np.argsort(rows, kind="stable")  # backed: h5py dataset or on-disk sparse
-    sub = matrix[rows[order]]
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(order.size)
-    return sub[inverse]
 
 
 def read_rows(matrix, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:

@@ -96,6 +96,10 @@ def _scan(X, cols: np.ndarray | None, arg: str) -> tuple[np.ndarray, np.ndarray]
     n_feat = n_all if cols is None else cols.size
     empty = np.zeros(n_rows, dtype=bool)
     col_nan = np.zeros(n_all, dtype=np.int64)
+    selected = None
+    if cols is not None:
+        selected = np.zeros(n_all, dtype=bool)
+        selected[cols] = True
     n_inf = 0
     for start in range(0, n_rows, _CHUNK):
         chunk = X[start : start + _CHUNK]
@@ -110,10 +114,8 @@ def _scan(X, cols: np.ndarray | None, arg: str) -> tuple[np.ndarray, np.ndarray]
                 continue
             row = np.repeat(np.arange(chunk.shape[0]), np.diff(chunk.indptr))[nan]
             col = chunk.indices[nan]
-            if cols is not None:
-                sel = np.zeros(n_all, dtype=bool)
-                sel[cols] = True
-                row = row[sel[col]]
+            if selected is not None:
+                row = row[selected[col]]
             col_nan += np.bincount(col, minlength=n_all)
             per_row = np.bincount(row, minlength=chunk.shape[0])
             empty[start : start + chunk.shape[0]] = per_row == n_feat

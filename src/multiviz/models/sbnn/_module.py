@@ -7,6 +7,8 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 from torch.nn import functional as F
 
+from ._schedule import N_CLUSTERS
+
 
 def _glorot(layer: nn.Linear, generator: torch.Generator | None = None) -> nn.Linear:
     """Keras' default: Glorot-uniform weights, zero biases (sBNN paper, Methods)."""
@@ -46,7 +48,7 @@ class SBNNModule(BaseModuleClass):
         Encoder hidden widths; the decoder mirrors them (512, 128 in the paper).
     n_clusters
         Width of the pre-training softmax head (K = 20 k-means clusters in the paper);
-        ``None``: 20, the largest default K (classes beyond the labels' are masked).
+        ``None``: :data:`N_CLUSTERS` (20), the largest default K (classes beyond the labels' are masked).
     n_genes_decoder
         Width of the gene-reconstruction ("autoencoder") head; 0 for none. It is
         built at the number of genes kept after pruning.
@@ -81,7 +83,7 @@ class SBNNModule(BaseModuleClass):
         self.encoder_rest = _mlp([h1, h2, n_latent], gen, last_linear=True)
         self.decoder = _mlp([n_latent, h2, h1], gen, last_linear=False)
         self.head = _glorot(nn.Linear(h1, n_output), gen)
-        self.cluster_head = _glorot(nn.Linear(h1, n_clusters or 20), gen)
+        self.cluster_head = _glorot(nn.Linear(h1, n_clusters or N_CLUSTERS), gen)
         self.register_buffer("gene_index", torch.arange(n_input))
         self.zscored = input_mean is not None
         if self.zscored:

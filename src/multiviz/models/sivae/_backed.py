@@ -1,9 +1,10 @@
 """Whole-matrix passes of siVAE that also work on a backed (on-disk) ``.h5ad``.
 
 scvi-tools' data loaders read minibatches from a backed AnnData by themselves; what siVAE
-reads outside them (the input check, library sizes, the cells of the feature-wise input)
-goes through these helpers, which read an on-disk matrix in row blocks of
-:data:`ROW_CHUNK` cells, so memory stays bounded by the block, never by the cells.
+reads outside them (the input check, library sizes) goes through these helpers, which read
+an on-disk matrix in row blocks of :data:`ROW_CHUNK` cells, so memory stays bounded by the
+block, never by the cells; the cells of the feature-wise input are read by
+:func:`multiviz._ondisk.take_rows` (only those rows).
 In-memory matrices (dense or ``scipy.sparse``) take the usual vectorised path.
 """
 
@@ -14,20 +15,22 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import sparse
 
+from multiviz._ondisk import is_backed, take_rows
 from multiviz._validate import InputError, check_counts, check_finite
+
+__all__ = [
+    "check_registered",
+    "column_min_max",
+    "dense_columns",
+    "inference_batch_size",
+    "is_backed",
+    "row_blocks",
+    "row_sums",
+    "take_rows",
+]
 
 #: Cells per block read from an on-disk matrix (2,000 genes at 7 % non-zeros: ~1 MB).
 ROW_CHUNK = 10_000
-
-
-def is_backed(x) -> bool:
-    """Whether ``x`` is an on-disk matrix (anndata's backed sparse dataset or an h5py dataset)."""
-    if sparse.issparse(x) or isinstance(x, np.ndarray):
-        return False
-    import h5py
-    from anndata.abc import CSCDataset, CSRDataset
-
-    return isinstance(x, CSRDataset | CSCDataset | h5py.Dataset)
 
 
 def row_blocks(x, rows: int | None = None) -> Iterator[tuple[int, object]]:
@@ -67,24 +70,6 @@ def row_sums(x) -> np.ndarray:
     for start, block in row_blocks(x):
         out[start : start + block.shape[0]] = np.asarray(block.sum(axis=1)).ravel()
     return out
-
-
-def take_rows(x, idx: np.ndarray):
-    """Rows ``idx`` (sorted, unique) of ``x`` in memory; on-disk matrices are read in blocks.
-
-    Only the selected rows are kept: memory is that of the result plus one block.
-    """
-    idx = np.asarray(idx)
-    if not is_backed(x):
-        return x[idx]
-    parts = []
-    for start, block in row_blocks(x):
-        sel = idx[(idx >= start) & (idx < start + block.shape[0])] - start
-        if len(sel):
-            parts.append(block[sel])
-    if not parts:
-        return x[0:0]
-    return sparse.vstack(parts, format="csr") if sparse.issparse(parts[0]) else np.vstack(parts)
 
 
 def column_min_max(x) -> tuple[np.ndarray, np.ndarray]:
