@@ -328,6 +328,17 @@ def summary(parts_dir, res: dict) -> dict:
         out["throughput_ratio_cpu_time_vs_scvi_100k"] = cmp_["median_ratio_cpu_sivae_step3_joint"]
         out["throughput_ratio_cpu_time_vs_scvi_100k_step1"] = cmp_["median_ratio_cpu_sivae_step1"]
         out["throughput_comparison"] = cmp_
+    before = _load(parts_dir / "before_fused_adam", "sivae-vs-scvi_100000")
+    if before:
+        out["throughput_before_fused_adam"] = {
+            "note": "the same --compare run before round 5 (scvi-tools' default Adam update "
+            "instead of PyTorch's fused one, and the NB dispersion broadcast to cells x genes "
+            "before lgamma); SCVI unchanged",
+            "ratio_step3_joint": before["median_ratio_sivae_step3_joint"],
+            "ratio_cpu_step3_joint": before["median_ratio_cpu_sivae_step3_joint"],
+            "ratio_step1": before["median_ratio_sivae_step1"],
+            "ratio_cpu_step1": before["median_ratio_cpu_sivae_step1"],
+        }
     fl = _load(parts_dir, "sivae-flops_28000")
     out["h100_projected_hours_1p3m"] = fl["projected_hours"] if fl else None
     if fl:

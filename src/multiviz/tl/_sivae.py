@@ -155,7 +155,8 @@ def sivae(
     train_size
         Fraction of cells used for training (the rest validates).
     accelerator, devices, precision, strategy
-        Lightning settings (e.g. ``accelerator="gpu"``, ``strategy="ddp"``).
+        Lightning settings (e.g. ``accelerator="gpu"``, ``strategy="ddp"``,
+        ``precision="bf16-mixed"``; see :meth:`multiviz.models.SIVAE.train`).
     enable_progress_bar
         scvi-tools' progress bar naming the step; ``None`` follows ``mv.settings.verbosity``.
     early_stopping

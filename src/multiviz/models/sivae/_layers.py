@@ -50,4 +50,5 @@ class GaussianEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> Normal:
         """Return ``q(latent | x)``."""
         h = self.body(x)
-        return Normal(self.mean(h), F.softplus(self.scale(h)) + 1e-4)
+        # float32 under autocast too: the KL term and the samples stay full precision
+        return Normal(self.mean(h).float(), F.softplus(self.scale(h).float()) + 1e-4)

@@ -331,7 +331,10 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             single-process optimisation; the feature-wise input and the interpretability
             starts are computed identically on every rank and the gene cache is a buffer
             DDP broadcasts from rank 0 before every step). Spawning strategies
-            (``"ddp_spawn"``) are refused.
+            (``"ddp_spawn"``) are refused. ``precision``: ``None`` (float32, default),
+            ``"bf16-mixed"`` (bfloat16 autocast, CPU or GPU; weights, optimiser and loss stay
+            float32, outputs are float32) or ``"16-mixed"`` (float16 autocast with gradient
+            scaling, GPU only); other values raise :class:`~multiviz.InputError`.
         enable_progress_bar
             scvi-tools' progress bar, naming the step; ``None`` follows
             ``mv.settings.verbosity``.
@@ -353,6 +356,7 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             fit, so build a new model with a lower ``lr``.
         """
         from multiviz.train import fit_context, resolve_progress_bar
+        from multiviz.train._precision import check_precision
         from multiviz.train._strategy import check_strategy
 
         check_strategy(
@@ -361,6 +365,7 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             model="siVAE",
             spawn_reason="train copies of the model and leave this one untrained.",
         )
+        precision = check_precision(precision, accelerator, model="siVAE")
         batch_size = check_int(batch_size, "batch_size")
         gene_batch_size_pretrain = check_int(gene_batch_size_pretrain, "gene_batch_size_pretrain")
         if joint_batch_size is None:

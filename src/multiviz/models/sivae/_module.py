@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
-from scvi.distributions import NegativeBinomial
+from scvi.distributions._negative_binomial import log_nb_positive
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 from torch.distributions import Normal, kl_divergence
@@ -217,7 +217,7 @@ class SIVAEModule(BaseModuleClass):
         idx = torch.randperm(n, device=self.bias.device)[:gbs]
         q = self.qv(idx)
         v1 = q.rsample()
-        fresh = self.v_decoder(v1)
+        fresh = self.v_decoder(v1).float()  # the cache is float32 under autocast too
         if self.training:
             self.v_cache[idx] = fresh.detach()
         vl = self.v_cache.index_put((idx,), fresh)
@@ -274,15 +274,19 @@ class SIVAEModule(BaseModuleClass):
         if self.likelihood == "gaussian":
             var = gen["var"]
             return -0.5 * ((x - gen["eta"]) ** 2 / var + torch.log(var) + _LOG_2PI)
-        theta = torch.exp(self.px_r)
-        return NegativeBinomial(mu=gen["mu"] + 1e-8, theta=theta).log_prob(x)
+        # the per-gene dispersion stays (genes,): lgamma(theta) and its gradient are
+        # computed once per gene, not once per cell and gene as after broadcasting
+        return log_nb_positive(x, mu=gen["mu"] + 1e-8, theta=torch.exp(self.px_r))
 
-    def interp_target(self, x: torch.Tensor) -> torch.Tensor:
-        """Values the interpretability term reconstructs: ``x`` (Gaussian) or log-normalised counts."""
+    def interp_target(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Values the interpretability term reconstructs (genes ``idx``; all when None).
+
+        ``x`` itself (Gaussian) or log-normalised counts, the library size over every gene.
+        """
         if self.likelihood == "gaussian":
-            return x
+            return x if idx is None else x[:, idx]
         lib = x.sum(-1, keepdim=True).clamp_min(1.0)
-        return torch.log1p(x / lib * 1e4)
+        return torch.log1p((x if idx is None else x[:, idx]) / lib * 1e4)
 
     def loss(self, tensors, inference_outputs, generative_outputs, kl_weight: float = 1.0):
         """Negative ELBO of the current phase, per cell (paper eqs. 12-13 / 18 / 20 / 22-23)."""
@@ -301,10 +305,8 @@ class SIVAEModule(BaseModuleClass):
             kl_v = gen["kl_v"].sum() * scale / self.n_train_cells
             loss = loss + kl_weight * kl_v
             if self.gamma > 0 and not self.linear:
-                target = self.interp_target(x)
-                ib = self.interp_bias
-                if idx is not None:
-                    target, ib = target[:, idx], ib[idx]
+                target = self.interp_target(x, idx)
+                ib = self.interp_bias if idx is None else self.interp_bias[idx]
                 lin = z1 @ v1.T + ib
                 cov = self._covariates(tensors)
                 if cov is not None:
