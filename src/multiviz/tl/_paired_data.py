@@ -150,8 +150,8 @@ def full_arrays(
     y, rna, target, mask = resolve_inputs(mdata, x, y, genes, layer, y_layer)
     M = get_layer(rna, layer)
     # select the genes first: only the kept genes are ever made dense
-    X = _dense(M if mask.all() else M[:, np.flatnonzero(mask)]).astype(np.float32)
-    Y = _dense(get_layer(target, y_layer)).astype(np.float32)
+    X = _dense(M if mask.all() else M[:, np.flatnonzero(mask)]).astype(np.float32, copy=False)
+    Y = _dense(get_layer(target, y_layer)).astype(np.float32, copy=False)
     keep = varying_features(Y, target.var_names, y)
     return PairedArrays(
         X, Y[:, keep], mask, rna.var_names[mask], target.var_names[keep], x, y, keep
