@@ -13,6 +13,16 @@ import torch
 from scvi.train import TrainingPlan
 
 
+def fused_flag(params, trainer=None) -> bool | None:
+    """``fused=`` for a torch Adam: True where PyTorch's one-kernel update can run.
+
+    Not under Lightning's float16 gradient scaling, which cannot clip gradients before a
+    fused step; ``None`` (torch's default update) there and on other devices.
+    """
+    half = trainer is not None and str(trainer.precision).startswith("16")
+    return (not half and all(p.device.type in ("cpu", "cuda") for p in params)) or None
+
+
 class LeanTrainingPlan(TrainingPlan):
     """:class:`scvi.train.TrainingPlan` with one ``log`` call per metric per epoch.
 
@@ -38,12 +48,12 @@ class LeanTrainingPlan(TrainingPlan):
 
         def create(params):
             params = list(params)
-            trainer = self._trainer  # attached when Lightning configures the optimiser
-            # Lightning's float16 gradient scaling cannot clip gradients before a fused step
-            half = trainer is not None and str(trainer.precision).startswith("16")
-            fused = (not half and all(p.device.type in ("cpu", "cuda") for p in params)) or None
             return optimizer_cls(
-                params, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, fused=fused
+                params,
+                lr=self.lr,
+                eps=self.eps,
+                weight_decay=self.weight_decay,
+                fused=fused_flag(params, self._trainer),  # attached by now
             )
 
         return create

@@ -25,6 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from ...train import LeanTrainingPlan
+from ...train._lean_plan import fused_flag
 from ._data import CHUNK, DeviceRows, StreamedRows
 from ._datamodules import EpochDataModule
 from ._schedule import (  # noqa: F401  (re-exported: the schedule lives here too)
@@ -248,7 +249,8 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         if phase.loss == "ce":
             self._setup_pretraining()
         params = [p for p in module.parameters() if p.requires_grad]
-        self._opt = torch.optim.Adam(params, lr=phase.lr, eps=1e-7, weight_decay=2 * self.ridge)
+        adam = {"lr": phase.lr, "eps": 1e-7, "weight_decay": 2 * self.ridge}
+        self._opt = torch.optim.Adam(params, **adam, fused=fused_flag(params))  # one kernel
 
     def _end_phase(self, phase: Phase) -> None:
         module = self.module
