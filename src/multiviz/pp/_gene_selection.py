@@ -18,6 +18,7 @@ from .._validate import (
     check_writable,
     get_layer,
 )
+from ._blocks import row_blocks
 
 
 def _detection_statistics(
@@ -28,19 +29,28 @@ def _detection_statistics(
     A count counts as detected when it exceeds ``threshold``. Genes detected in fewer than
     ``min_cells`` cells get NaN for both statistics and are never selected.
     """
-    counts = sparse.csc_matrix(counts) if sparse.issparse(counts) else np.asarray(counts)
-    detected = counts > threshold
-    n_detected = np.asarray(detected.sum(axis=0)).ravel().astype(float)
-    n_cells = counts.shape[0]
-    zero_rate = 1.0 - n_detected / n_cells
+    n_cells, n_genes = counts.shape
+    n_detected, log_sum = np.zeros(n_genes), np.zeros(n_genes)
     if sparse.issparse(counts):
-        kept = sparse.csc_matrix(counts.multiply(detected), dtype=np.float64)
-        kept.data = np.log2(kept.data)
-        log_sum = np.asarray(kept.sum(axis=0)).ravel()
-    else:
-        with np.errstate(divide="ignore"):
-            log_counts = np.where(detected, np.log2(np.where(detected, counts, 1.0)), 0.0)
-        log_sum = log_counts.sum(axis=0)
+        counts = sparse.csr_matrix(counts)
+        if not counts.has_canonical_format:  # duplicate entries: sum them, on a copy
+            counts = counts.copy()
+            counts.sum_duplicates()
+    for rows in row_blocks(n_cells):  # masks and float64 logs of one block of cells at a time
+        if sparse.issparse(counts):
+            lo, hi = counts.indptr[rows.start], counts.indptr[rows.stop]
+            values, cols = counts.data[lo:hi], counts.indices[lo:hi]
+            hit = values > threshold
+            n_detected += np.bincount(cols[hit], minlength=n_genes)
+            logs = np.log2(values[hit].astype(np.float64))
+            log_sum += np.bincount(cols[hit], weights=logs, minlength=n_genes)
+        else:
+            block = np.asarray(counts[rows])
+            hit = block > threshold
+            n_detected += hit.sum(axis=0)
+            with np.errstate(divide="ignore"):
+                log_sum += np.where(hit, np.log2(np.where(hit, block, 1.0)), 0.0).sum(axis=0)
+    zero_rate = 1.0 - n_detected / n_cells
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_log = log_sum / n_detected
     too_rare = (n_detected < min_cells) | (n_detected == 0)

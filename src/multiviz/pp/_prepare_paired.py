@@ -24,6 +24,7 @@ from .._validate import (
     resolve_target,
 )
 from ._args import TECHNICAL_GENES, check_prepare_args, excluded_mask
+from ._blocks import row_blocks
 from ._gene_selection import detection_gene_selection
 from ._targets import check_log_features, resolve_target_transform, transform_targets
 from ._zscore import apply_zscore, fit_zscore
@@ -57,9 +58,13 @@ def median_depth_scale(
 def log2_scaled(counts, scale: np.ndarray):
     """``log2(counts * scale[:, None] + 1)`` as float32; sparse input stays sparse."""
     if sparse.issparse(counts):
-        out = sparse.csr_matrix(sparse.diags(scale) @ sparse.csr_matrix(counts, dtype=np.float64))
-        out.data = np.log2(out.data + 1.0)
-        return out.astype(np.float32)
+        counts = sparse.csr_matrix(counts)
+        data, indptr = np.empty(counts.nnz, dtype=np.float32), counts.indptr
+        for rows in row_blocks(counts.shape[0]):  # float64 temporaries of one block of cells
+            lo, hi = indptr[rows.start], indptr[rows.stop]
+            row_scale = np.repeat(scale[rows], np.diff(indptr[rows.start : rows.stop + 1]))
+            data[lo:hi] = np.log2(counts.data[lo:hi].astype(np.float64) * row_scale + 1.0)
+        return sparse.csr_matrix((data, counts.indices.copy(), indptr.copy()), shape=counts.shape)
     return np.log2(np.asarray(counts, dtype=np.float64) * scale[:, None] + 1.0).astype(np.float32)
 
 
@@ -70,7 +75,7 @@ def _select_genes(
     selected = np.zeros(candidates.size, dtype=bool)
     if method == "none":
         return candidates.copy(), None
-    sub = counts[:, candidates]
+    sub = counts if candidates.all() else counts[:, candidates]
     if method == "detection":
         thr = _auto_threshold(counts) if threshold == "auto" else float(threshold)
         chosen = detection_gene_selection(
@@ -287,8 +292,7 @@ def prepare_paired(
     )
     selected_counts = counts_kept[:, selected]
     scale, target_sum = median_depth_scale(selected_counts.sum(axis=1))
-    genes_for_x = selected if subset else np.ones(rna.n_vars, dtype=bool)
-    log2norm = log2_scaled(counts_kept[:, genes_for_x], scale)
+    log2norm = log2_scaled(selected_counts if subset else counts_kept, scale)
     x_mean, x_std = fit_zscore(log2norm)
     x_scaled = apply_zscore(log2norm, x_mean, x_std)
 

@@ -6,6 +6,7 @@ import numpy as np
 from scipy import sparse
 
 from .._validate import InputError, check_finite
+from ._blocks import row_blocks
 
 
 def fit_zscore(X) -> tuple[np.ndarray, np.ndarray]:
@@ -41,10 +42,14 @@ def fit_zscore(X) -> tuple[np.ndarray, np.ndarray]:
         )
     check_finite(X, "X")
     if sparse.issparse(X):
-        X = sparse.csr_matrix(X, dtype=np.float64)
-        mean = np.asarray(X.mean(axis=0)).ravel()
-        mean_sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
-        var = np.maximum(mean_sq - mean**2, 0.0)
+        X = X.tocsr()
+        total, total_sq = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+        for rows in row_blocks(X.shape[0]):  # float64 copies of one block at a time
+            block = sparse.csr_matrix(X[rows], dtype=np.float64)
+            total += np.asarray(block.sum(axis=0)).ravel()
+            total_sq += np.asarray(block.multiply(block).sum(axis=0)).ravel()
+        mean = total / X.shape[0]
+        var = np.maximum(total_sq / X.shape[0] - mean**2, 0.0)
     else:
         X = np.asarray(X, dtype=np.float64)
         mean = X.mean(axis=0)
@@ -86,5 +91,10 @@ def apply_zscore(X, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         )
     if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std <= 0).any():
         raise InputError("`std` must be finite and > 0 and `mean` finite (from `fit_zscore`).")
-    dense = X.toarray() if sparse.issparse(X) else np.asarray(X)
-    return ((dense - mean) / std).astype(np.float32)
+    if sparse.issparse(X):
+        X = X.tocsr()
+    out = np.empty(np.shape(X), dtype=np.float32)
+    for rows in row_blocks(out.shape[0]):  # float64 arithmetic, one block of cells at a time
+        block = X[rows].toarray() if sparse.issparse(X) else np.asarray(X[rows])
+        out[rows] = (block - mean) / std
+    return out
