@@ -47,7 +47,6 @@ class _SyncCounter:
     """Count synchronising CUDA calls (``set_sync_debug_mode``) while the block runs."""
 
     def __enter__(self):
-        self.records = []
         if torch.cuda.is_available():
             torch.cuda.set_sync_debug_mode("warn")
         self._catch = warnings.catch_warnings(record=True)

@@ -9,7 +9,7 @@ import pytest
 from scipy import sparse
 
 import multiviz as mv
-import multiviz.pp._blocks as blocks
+import multiviz._blocks as blocks
 from multiviz.pp._gene_selection import _detection_statistics
 from multiviz.pp._prepare_paired import log2_scaled
 

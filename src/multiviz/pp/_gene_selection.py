@@ -7,6 +7,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .. import _logging as logg
+from .._blocks import row_slices
 from .._validate import (
     check_anndata,
     check_bool,
@@ -18,7 +19,6 @@ from .._validate import (
     check_writable,
     get_layer,
 )
-from ._blocks import row_blocks
 
 
 def _detection_statistics(
@@ -36,7 +36,7 @@ def _detection_statistics(
         if not counts.has_canonical_format:  # duplicate entries: sum them, on a copy
             counts = counts.copy()
             counts.sum_duplicates()
-    for rows in row_blocks(n_cells):  # masks and float64 logs of one block of cells at a time
+    for rows in row_slices(n_cells):  # masks and float64 logs of one block of cells at a time
         if sparse.issparse(counts):
             lo, hi = counts.indptr[rows.start], counts.indptr[rows.stop]
             values, cols = counts.data[lo:hi], counts.indices[lo:hi]

@@ -11,6 +11,7 @@ from mudata import MuData
 from scipy import sparse
 
 from .. import _logging as logg
+from .._blocks import row_slices
 from .._mudata import quiet_update
 from .._validate import (
     InputError,
@@ -24,7 +25,6 @@ from .._validate import (
     resolve_target,
 )
 from ._args import TECHNICAL_GENES, check_prepare_args, excluded_mask
-from ._blocks import row_blocks
 from ._gene_selection import detection_gene_selection
 from ._targets import check_log_features, resolve_target_transform, transform_targets
 from ._zscore import apply_zscore, fit_zscore
@@ -60,7 +60,7 @@ def log2_scaled(counts, scale: np.ndarray):
     if sparse.issparse(counts):
         counts = sparse.csr_matrix(counts)
         data, indptr = np.empty(counts.nnz, dtype=np.float32), counts.indptr
-        for rows in row_blocks(counts.shape[0]):  # float64 temporaries of one block of cells
+        for rows in row_slices(counts.shape[0]):  # float64 temporaries of one block of cells
             lo, hi = indptr[rows.start], indptr[rows.stop]
             row_scale = np.repeat(scale[rows], np.diff(indptr[rows.start : rows.stop + 1]))
             data[lo:hi] = np.log2(counts.data[lo:hi].astype(np.float64) * row_scale + 1.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from .._blocks import row_slices
 from .._validate import InputError, check_finite
-from ._blocks import row_blocks
 
 
 def fit_zscore(X) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +44,7 @@ def fit_zscore(X) -> tuple[np.ndarray, np.ndarray]:
     if sparse.issparse(X):
         X = X.tocsr()
         total, total_sq = np.zeros(X.shape[1]), np.zeros(X.shape[1])
-        for rows in row_blocks(X.shape[0]):  # float64 copies of one block at a time
+        for rows in row_slices(X.shape[0]):  # float64 copies of one block at a time
             block = sparse.csr_matrix(X[rows], dtype=np.float64)
             total += np.asarray(block.sum(axis=0)).ravel()
             total_sq += np.asarray(block.multiply(block).sum(axis=0)).ravel()
@@ -94,7 +94,7 @@ def apply_zscore(X, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     if sparse.issparse(X):
         X = X.tocsr()
     out = np.empty(np.shape(X), dtype=np.float32)
-    for rows in row_blocks(out.shape[0]):  # float64 arithmetic, one block of cells at a time
+    for rows in row_slices(out.shape[0]):  # float64 arithmetic, one block of cells at a time
         block = X[rows].toarray() if sparse.issparse(X) else np.asarray(X[rows])
         out[rows] = (block - mean) / std
     return out

@@ -31,7 +31,9 @@ def _on_cpu(accelerator) -> bool:
     return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
 
 
-def check_precision(precision, accelerator, *, model: str) -> str | None:
+def check_precision(
+    precision, accelerator, *, model: str, float16_refused: str | None = None
+) -> str | None:
     """Validate ``precision`` of a ``train()``; return Lightning's name for it (``None``: float32).
 
     Parameters
@@ -43,6 +45,9 @@ def check_precision(precision, accelerator, *, model: str) -> str | None:
         is refused on the CPU, where Lightning would silently train in bfloat16 instead.
     model
         The model's name in messages (e.g. ``"siVAE"``).
+    float16_refused
+        Why ``model`` cannot train in float16 at all (e.g. its own optimisers do no loss
+        scaling); None (default): float16 is accepted on a GPU.
     """
     if precision is None or (precision in _FLOAT32 and not isinstance(precision, bool)):
         return None
@@ -54,6 +59,12 @@ def check_precision(precision, accelerator, *, model: str) -> str | None:
             "weights themselves in 16 bits, and 64-bit is not supported."
         )
     precision = _ALIASES.get(precision, precision)
+    if precision == "16-mixed" and float16_refused:
+        raise InputError(
+            f"`precision='16-mixed'` (float16 autocast) is not supported by {model}: "
+            f"{float16_refused} Use 32 (float32, the default) or 'bf16-mixed' (bfloat16 "
+            "autocast)."
+        )
     if precision == "16-mixed" and _on_cpu(accelerator):
         raise InputError(
             f"`precision='16-mixed'` (float16 autocast) is not available on the CPU (Lightning "

@@ -145,30 +145,34 @@ def forward_all(module, rows: DeviceRows | StreamedRows) -> tuple[np.ndarray, np
     return z_all, pred_all
 
 
-def check_devices(devices, strategy, precision, data_on_device) -> bool:
-    """Validate the device arguments of ``SBNN.train``; return whether to step per batch.
+def check_devices(devices, strategy, precision, data_on_device) -> tuple[bool, str | None]:
+    """Validate the device arguments of ``SBNN.train``.
 
-    ``True`` (one Lightning step per minibatch, one fit per phase) for a DDP strategy.
+    Returns whether to step per batch (``True``: one Lightning step per minibatch, one fit
+    per phase, for a DDP strategy) and Lightning's name for ``precision`` (None: float32).
     """
     from ..._validate import InputError
+    from ...train._precision import check_precision
 
     if data_on_device not in (None, True, False):
         raise InputError(f"`data_on_device` must be True, False or None, got {data_on_device!r}.")
-    if precision not in (None, 32, "32", "32-true", "bf16-mixed"):
-        raise InputError(
-            f"`precision={precision!r}` is not supported by the sBNN: use 32 (float32, the "
-            "default) or 'bf16-mixed' (bfloat16 autocast). Float16 ('16-mixed') needs loss "
-            "scaling, which the sBNN's own per-phase optimisers do not do."
-        )
+    precision = check_precision(
+        precision,
+        None,  # float16 is refused on every device
+        model="the sBNN",
+        float16_refused="it needs loss scaling, which the sBNN's own per-phase optimisers "
+        "do not do.",
+    )
     from ...train._strategy import check_strategy
 
-    return check_strategy(
+    stepwise = check_strategy(
         strategy,
         devices,
         model="the sBNN",
         spawn_reason="keep the trained (pruned) network. Use `strategy='ddp'` from a script "
         "(an `if __name__ == '__main__':` guard is not needed).",
     )
+    return stepwise, precision
 
 
 def phase_fits(plan, phases) -> list[tuple[int, int]]:

@@ -301,7 +301,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             raise InputError(f"`n_genes`={n_genes} exceeds the number of input genes ({n_input}).")
         if bool(self.module.pruned):
             raise InputError("This model is already trained and pruned; create a new SBNN.")
-        stepwise = check_devices(devices, strategy, precision, data_on_device)
+        stepwise, precision = check_devices(devices, strategy, precision, data_on_device)
         epochs = resolve_schedule(
             pretrain=pretrain,
             epochs={

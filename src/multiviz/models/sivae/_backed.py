@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import sparse
 
+from multiviz._blocks import row_slices
 from multiviz._ondisk import is_backed, take_rows
 from multiviz._validate import InputError, check_counts, check_finite
 
@@ -38,11 +39,9 @@ def row_blocks(x, rows: int | None = None) -> Iterator[tuple[int, object]]:
 
     ``rows``: cells per block, default :data:`ROW_CHUNK` (read at call time).
     """
-    n = x.shape[0]
-    rows = ROW_CHUNK if rows is None else rows
-    for start in range(0, n, rows):
-        block = x[start : min(start + rows, n)]
-        yield start, (block.tocsr() if sparse.issparse(block) else np.asarray(block))
+    for part in row_slices(x.shape[0], ROW_CHUNK if rows is None else rows):
+        block = x[part]
+        yield part.start, (block.tocsr() if sparse.issparse(block) else np.asarray(block))
 
 
 def check_registered(x, likelihood: str, arg: str = "the registered layer") -> None:

@@ -283,10 +283,10 @@ class SIVAEModule(BaseModuleClass):
 
         ``x`` itself (Gaussian) or log-normalised counts, the library size over every gene.
         """
+        genes = x if idx is None else x[:, idx]
         if self.likelihood == "gaussian":
-            return x if idx is None else x[:, idx]
-        lib = x.sum(-1, keepdim=True).clamp_min(1.0)
-        return torch.log1p((x if idx is None else x[:, idx]) / lib * 1e4)
+            return genes
+        return torch.log1p(genes / x.sum(-1, keepdim=True).clamp_min(1.0) * 1e4)
 
     def loss(self, tensors, inference_outputs, generative_outputs, kl_weight: float = 1.0):
         """Negative ELBO of the current phase, per cell (paper eqs. 12-13 / 18 / 20 / 22-23)."""
