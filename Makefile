@@ -1,4 +1,4 @@
-# Two set-up commands for a fresh machine with Python >= 3.11 and pip:
+# Two set-up commands for a fresh machine with Python 3.11-3.13 and pip:
 #   make demo   -> creates .venv, installs torch + multiviz, runs the main analysis
 #                  (shipped PBMC CITE-seq cells + simulated Patch-seq; offline, ~75 s of CPU)
 #   make test   -> same bootstrap, then the test suite

@@ -31,7 +31,7 @@ def _slots(adata: AnnData) -> dict[str, Any]:
         "obs": adata.obs.copy(),
         "var": adata.var.copy(),
         "X": _dense(adata.X),
-        "layers": {k: _dense(v) for k, v in adata.layers.items()},
+        "layers": {k: _dense(v) for k, v in adata.layers.items() if k is not None},
         "obsm": {k: _dense(v) for k, v in adata.obsm.items()},
         "varm": {k: _dense(v) for k, v in adata.varm.items()},
         "obsp": {k: _dense(v) for k, v in adata.obsp.items()},

@@ -31,7 +31,7 @@ def snapshot(m) -> dict:
         snap[name] = (
             sorted(mod.obsm),
             list(mod.var.columns),
-            sorted(mod.layers),
+            sorted(k for k in mod.layers.keys() if k is not None),
             sorted(mod.varm),
             np.asarray(mod.X.toarray() if hasattr(mod.X, "toarray") else mod.X).copy(),
         )

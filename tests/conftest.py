@@ -10,6 +10,21 @@ import pytest
 
 matplotlib.use("Agg")
 
+
+def pytest_report_header(config) -> str:
+    """Name the scverse stack under test: CI runs the suite on two (see ``.ci/run``)."""
+    import importlib.metadata as md
+    import platform
+
+    names = ("anndata", "mudata", "scanpy", "scvi-tools", "torch", "numpy", "pandas")
+    return (
+        "multiviz stack: Python "
+        + platform.python_version()
+        + ", "
+        + ", ".join(f"{name} {md.version(name)}" for name in names)
+    )
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -97,7 +97,7 @@ def test_constant_target_dropped_not_nan(prepared):
     )
     assert feature not in set(df.feature)
     assert np.isfinite(df[["r2", "r2_train"]].to_numpy()).all()
-    assert np.isfinite(pred.to_numpy()).all() and np.allclose(pred[feature], pred[feature][0])
+    assert np.isfinite(pred.to_numpy()).all() and np.allclose(pred[feature], pred[feature].iloc[0])
 
 
 def test_view_rejected(prepared):

@@ -6,10 +6,12 @@ in-memory one, and reading a set of its rows without loading the rest.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from scipy import sparse
 
-__all__ = ["is_backed", "take_rows"]
+__all__ = ["is_backed", "list_indexable", "take_rows"]
 
 
 def is_backed(x) -> bool:
@@ -40,3 +42,38 @@ def take_rows(x, rows: np.ndarray):
     inverse = np.empty_like(order)
     inverse[order] = np.arange(order.size)
     return x[rows[order]][inverse]
+
+
+_LIST_INDEXABLE: dict[type, type] = {}
+
+
+def _getitem_list_as_array(self, idx):
+    """Index with a list of rows as with an integer array (read only those rows)."""
+    if isinstance(idx, list):
+        idx = np.asarray(idx, dtype=np.int64)
+    elif isinstance(idx, tuple) and idx and isinstance(idx[0], list):
+        idx = (np.asarray(idx[0], dtype=np.int64), *idx[1:])
+    return super(type(self), self).__getitem__(idx)
+
+
+def list_indexable(x):
+    """``x``, or for an on-disk sparse matrix a view of it that reads a list of rows lazily.
+
+    scvi-tools asks its data for each minibatch with a Python list of row numbers. anndata
+    0.12 reads just those rows from an on-disk CSR/CSC matrix; anndata 0.13 reads the whole
+    matrix into memory first (it reads only the rows for an integer *array*). The returned
+    object is the same dataset (same file, nothing read) whose ``[list]`` is ``[array]``;
+    ``x`` itself is not changed.
+    """
+    from anndata.abc import CSCDataset, CSRDataset
+
+    if not isinstance(x, CSRDataset | CSCDataset):
+        return x
+    cls = type(x)
+    if getattr(cls, "__getitem__", None) is _getitem_list_as_array:
+        return x
+    if cls not in _LIST_INDEXABLE:
+        _LIST_INDEXABLE[cls] = type(cls.__name__, (cls,), {"__getitem__": _getitem_list_as_array})
+    view = copy.copy(x)
+    view.__class__ = _LIST_INDEXABLE[cls]
+    return view

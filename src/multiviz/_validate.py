@@ -136,16 +136,21 @@ def check_paired(mdata: MuData, mods: Sequence[str], args: Sequence[str] | None 
 # -- matrices -----------------------------------------------------------------------------
 
 
+def layer_names(adata: AnnData) -> list[str]:
+    """The named layers of ``adata`` (anndata >= 0.13 also lists ``.X`` as ``layers[None]``)."""
+    return [key for key in adata.layers.keys() if key is not None]
+
+
 def get_layer(adata: AnnData, layer: str | None, arg: str = "layer"):
     """``adata.X`` when ``layer`` is None, else ``adata.layers[layer]`` (with a clear error)."""
     if layer is None:
         if adata.X is None:
-            raise InputError(f"`adata.X` is empty; pass a `{arg}=` from {list(adata.layers)}.")
+            raise InputError(f"`adata.X` is empty; pass a `{arg}=` from {layer_names(adata)}.")
         return adata.X
     if layer not in adata.layers:
         raise InputError(
             f"`{arg}={layer!r}` is not a layer of this AnnData; available layers: "
-            f"{list(adata.layers)} (or `{arg}=None` for `.X`)."
+            f"{layer_names(adata)} (or `{arg}=None` for `.X`)."
         )
     return adata.layers[layer]
 

@@ -343,7 +343,7 @@ def _outputs(model, constant: np.ndarray, lr: float, batch_size: int | None = No
     """
     used = ~constant
     scores = model.get_latent_representation(batch_size=batch_size)
-    loadings = model.get_loadings().to_numpy()
+    loadings = model.get_loadings().to_numpy(copy=True)
     r2 = model.get_gene_r2(batch_size=batch_size).to_numpy()
     r2_lin = (
         model.get_gene_r2(batch_size=batch_size, linear=True).to_numpy()

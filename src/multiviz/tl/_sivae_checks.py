@@ -11,6 +11,7 @@ from anndata.abc import CSCDataset
 from scipy import sparse
 
 from multiviz import _logging as logg
+from multiviz._ondisk import list_indexable
 from multiviz._validate import (
     InputError,
     check_bool,
@@ -89,7 +90,7 @@ def on_disk_work_adata(adata: AnnData, obs: pd.DataFrame, var: pd.DataFrame) -> 
 
     if isinstance(adata.X, h5py.Dataset):
         return AnnData(obs=obs, var=var, filename=adata.filename, filemode="r")
-    return AnnData(X=adata.X, obs=obs, var=var)
+    return AnnData(X=list_indexable(adata.X), obs=obs, var=var)
 
 
 def check_obs_keys(
