@@ -21,9 +21,10 @@ def sim():
 
 def test_two_steps_warn(sim, caplog):
     m = sim.copy()
-    mv.tl.coupled_autoencoder(
-        m, random_state=0, max_epochs=1, batch_size=100, train_kwargs={"steps_per_epoch": 2}
-    )
+    with pytest.warns(mv.FitQualityWarning, match=WARNING):
+        mv.tl.coupled_autoencoder(
+            m, random_state=0, max_epochs=1, batch_size=100, train_kwargs={"steps_per_epoch": 2}
+        )
     assert WARNING in caplog.text and "max_epochs" in caplog.text
     assert "X_cae_rna" in m.obsm  # a warning, not an error
 

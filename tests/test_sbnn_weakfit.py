@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mudata as md
 import numpy as np
 import pytest
@@ -18,8 +20,10 @@ def test_warns_on_80_cells_with_random_targets(caplog):
     mv.pp.prepare_paired(m, x="rna", y="ephys", gene_selection="none")
     noise = np.random.default_rng(0).standard_normal(m["ephys"].shape)
     m["ephys"].X = ((noise - noise.mean(0)) / noise.std(0)).astype(np.float32)
-    mv.tl.sbnn(m, gene_decoder_epochs=0)  # the paper's schedule and learning rates
-    assert WARNING in caplog.text
+    with pytest.warns(mv.FitQualityWarning, match=WARNING) as record:
+        mv.tl.sbnn(m, gene_decoder_epochs=0)  # the paper's schedule and learning rates
+    assert record[0].filename == __file__  # points at the user's call, not at multiviz
+    assert WARNING in caplog.text  # and in the log, for log files
     assert "mv.tl.srrr" in caplog.text  # names a fix
     assert "sbnn" in m.uns  # a warning, not an error: the fit is written
 
@@ -45,7 +49,8 @@ def _random_targets(n_cells: int):
 def test_cross_validate_warns_when_held_out_r2_does_not_beat_the_mean(caplog):
     """sRRR on 80 cells of random targets: a positive training R², a held-out R² <= 0."""
     m = _random_targets(80)
-    df = mv.tl.cross_validate(m, method="srrr", n_folds=5)
+    with pytest.warns(mv.FitQualityWarning, match="on held-out cells"):
+        df = mv.tl.cross_validate(m, method="srrr", n_folds=5)
     assert df.query("feature == 'all'")["r2_train"].mean() > 0  # looks fine on training cells
     assert "does not beat the mean predictor on held-out cells" in caplog.text
     assert "n_genes" in caplog.text  # names a fix
@@ -54,7 +59,9 @@ def test_cross_validate_warns_when_held_out_r2_does_not_beat_the_mean(caplog):
 def test_cross_validate_silent_on_planted_signal(caplog):
     m = mv.datasets.simulate_patchseq(n_cells=200, n_genes=200, random_state=0)
     mv.pp.prepare_paired(m, x="rna", y="ephys", gene_selection="none")
-    df = mv.tl.cross_validate(m, method="srrr", n_folds=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mv.FitQualityWarning)
+        df = mv.tl.cross_validate(m, method="srrr", n_folds=5)
     assert df.query("feature == 'all'")["r2"].mean() > 0.3
     assert WARNING not in caplog.text
 
@@ -65,7 +72,8 @@ def test_cross_validate_reports_the_linear_baseline_on_the_same_folds(caplog):
     m = mv.datasets.simulate_patchseq(n_cells=90, n_genes=100, random_state=0)
     mv.pp.prepare_paired(m, x="rna", y="ephys", gene_selection="none")
     short = {"pretrain": False, "no_pretrain_epochs": 10, "pruned_epochs": 10}
-    df = mv.tl.cross_validate(m, method="sbnn", n_folds=3, n_genes=10, **short)
+    with pytest.warns(mv.FitQualityWarning, match="does not beat the linear baseline"):
+        df = mv.tl.cross_validate(m, method="sbnn", n_folds=3, n_genes=10, **short)
     lin = mv.tl.cross_validate(m, method="srrr", n_folds=3, rank=2, n_genes=10)
     rows, lin_rows = df.query("feature == 'all'"), lin.query("feature == 'all'")
     np.testing.assert_allclose(rows["r2_linear"].to_numpy(), lin_rows["r2"].to_numpy(), rtol=1e-9)

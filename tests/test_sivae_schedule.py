@@ -151,7 +151,7 @@ def test_default_schedule_fit_beats_pca_on_held_out_cells():
     tr, te = np.arange(0, 480), np.arange(480, 600)
     ad_tr, ad_te = AnnData(x[tr]), AnnData(x[te])
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # no "does not beat PCA" warning
+        warnings.simplefilter("error", mv.FitQualityWarning)  # no "does not beat PCA"
         model = mv.tl.sivae(ad_tr, return_model=True, enable_progress_bar=False, **TINY)
     steps = sch.default_schedule(len(model._train_idx), x.shape[1])
     assert model.epochs_per_phase_ == {k: v["epochs"] for k, v in steps.items()}

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import datasets, linear, metrics, models, pl, pp, tl, train
 from ._settings import settings
 from ._validate import FitError, InputError
+from ._warnings import DataWarning, FitQualityWarning, MultivizWarning
 
 try:
     __version__ = version("multiviz")
@@ -19,8 +20,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "DataWarning",
     "FitError",
+    "FitQualityWarning",
     "InputError",
+    "MultivizWarning",
     "datasets",
     "linear",
     "metrics",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import warnings
 from contextlib import contextmanager
 
 logger = logging.getLogger("multiviz")
@@ -24,6 +26,7 @@ def set_verbosity(verbosity: int) -> None:
     if not any(getattr(h, "_multiviz", False) for h in logger.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(_not_already_warned)
         handler._multiviz = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
 
@@ -33,9 +36,30 @@ def info(msg: str, *args) -> None:
     logger.info(msg, *args)
 
 
-def warning(msg: str, *args) -> None:
-    """Log at WARNING level."""
-    logger.warning(msg, *args)
+def _not_already_warned(record: logging.LogRecord) -> bool:
+    """Console filter: a message already shown by :func:`warnings.warn` is not printed again."""
+    return not getattr(record, "multiviz_warned", False)
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside multiviz."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("multiviz"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warning(msg: str, *args, category: type[Warning] | None = None) -> None:
+    """Warn the user: :func:`warnings.warn` (filterable by ``category``) and a log record.
+
+    ``category`` defaults to :class:`~multiviz.MultivizWarning`; fit-health warnings pass
+    :class:`~multiviz.FitQualityWarning`, data changes :class:`~multiviz.DataWarning`.
+    """
+    from ._warnings import MultivizWarning
+
+    text = (msg % args if args else msg).strip()
+    warnings.warn(text, category or MultivizWarning, stacklevel=_user_stacklevel())
+    logger.warning(msg, *args, extra={"multiviz_warned": True})
 
 
 def debug(msg: str, *args) -> None:

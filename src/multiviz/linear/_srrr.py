@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskElasticNet
 
 from .. import _logging as logg
+from .._warnings import FitQualityWarning
 
 
 @dataclass
@@ -200,7 +201,11 @@ def _finish(Xc, Yc, W, V, rank, lam, alpha, relaxed, n_keep, x_mean, y_mean, n_i
         W = np.where(mask[:, None], W, 0.0)
     sel = np.sort(sel)
     if sel.size == 0:
-        logg.warning("sRRR: no gene survived lam=%.4g; predictions are the training mean.", lam)
+        logg.warning(
+            "sRRR: no gene survived lam=%.4g; predictions are the training mean.",
+            lam,
+            category=FitQualityWarning,
+        )
     elif relaxed:
         if sel.size < rank:
             logg.warning(

@@ -19,6 +19,7 @@ from .._validate import (
     check_writable,
     get_layer,
 )
+from .._warnings import DataWarning
 
 
 def _detection_statistics(
@@ -167,6 +168,7 @@ def detection_gene_selection(
                 "    detection-based selection reached %d genes, not exactly %d (ties)",
                 int(selected.sum()),
                 n_top_genes,
+                category=DataWarning,
             )
     if not inplace:
         return selected

@@ -24,6 +24,7 @@ from .._validate import (
     get_modality,
     resolve_target,
 )
+from .._warnings import DataWarning
 from ._args import TECHNICAL_GENES, check_prepare_args, excluded_mask
 from ._gene_selection import detection_gene_selection
 from ._targets import check_log_features, resolve_target_transform, transform_targets
@@ -282,6 +283,7 @@ def prepare_paired(
             int(candidates.sum()),
             int(excluded.sum()),
             int(candidates.sum()),
+            category=DataWarning,
         )
         n_top = int(candidates.sum())
 
@@ -309,6 +311,7 @@ def prepare_paired(
             len(constant),
             y,
             ", ".join(map(str, constant[:10])),
+            category=DataWarning,
         )
     excluded_names = [str(g) for g in rna.var_names[excluded]]
 

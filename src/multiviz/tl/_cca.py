@@ -24,6 +24,7 @@ from .._validate import (
     get_layer,
     get_modality,
 )
+from .._warnings import DataWarning
 
 __all__ = ["PCCCA", "cca", "cca_project"]
 
@@ -197,7 +198,8 @@ def cca(
             dropped[mod] = [str(v) for v in names[const]]
             logg.warning(
                 f"cca: dropped {int(const.sum())} features of {mod!r} that are constant over the "
-                f"paired cells: {dropped[mod][:10]}"
+                f"paired cells: {dropped[mod][:10]}",
+                category=DataWarning,
             )
         used.append(~const)
     with logg.timed(f"fitting PC-CCA ({n_components} components) on {int(paired.sum())} cells"):

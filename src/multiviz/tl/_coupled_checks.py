@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .. import _logging as logg
+from .._warnings import FitQualityWarning
 
 #: Cells scored (a random subsample above this): the check costs one decoder pass over them.
 MAX_CHECK_CELLS = 5000
@@ -65,5 +66,6 @@ def warn_if_reconstruction_fails(r2: Mapping[str, float], n_steps: int, n_cells:
         ", ".join(f"{v:.3f}" for v in bad.values()),
         n_steps,
         n_cells,
+        category=FitQualityWarning,
     )
     return True

@@ -74,6 +74,7 @@ def warn_if_no_better_than_mean(df, method: str, n_train: int, kwargs: dict) -> 
     means, so it scores slightly below 0 on held-out cells).
     """
     from .. import _logging as logg
+    from .._warnings import FitQualityWarning
 
     r2 = df.loc[df["feature"] == "all", "r2"].to_numpy(dtype=float)
     if r2.size == 0 or float(np.mean(r2)) > 0.0:
@@ -98,6 +99,7 @@ def warn_if_no_better_than_mean(df, method: str, n_train: int, kwargs: dict) -> 
         r2.size,
         n_train,
         fix,
+        category=FitQualityWarning,
     )
     return True
 
@@ -117,6 +119,7 @@ def lin_pred(fit, test, in_fold) -> np.ndarray:
 def warn_if_linear_is_better(df, n_train: int, kwargs: dict) -> bool:
     """Warn when the sBNN's mean held-out R² is below its sRRR baseline's; True if warned."""
     from .. import _logging as logg
+    from .._warnings import FitQualityWarning
 
     rows = df[df["feature"] == "all"]
     if "r2_linear" not in rows:
@@ -141,5 +144,6 @@ def warn_if_linear_is_better(df, n_train: int, kwargs: dict) -> bool:
         n_train,
         base["rank"],
         base["n_genes"],
+        category=FitQualityWarning,
     )
     return True

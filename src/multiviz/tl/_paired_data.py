@@ -24,6 +24,7 @@ from .._validate import (
     resolve_target,
     resolve_var_mask,
 )
+from .._warnings import DataWarning
 
 
 @dataclass
@@ -72,6 +73,7 @@ def varying_features(Y: np.ndarray, names, y: str) -> np.ndarray:
             len(dropped),
             y,
             ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""),
+            category=DataWarning,
         )
     return keep
 

@@ -28,6 +28,7 @@ from multiviz._validate import (
     check_writable,
     get_layer,
 )
+from multiviz._warnings import DataWarning
 from multiviz.models.sivae._backed import (
     check_registered,
     column_min_max,
@@ -251,5 +252,6 @@ def warn_constant(mask: np.ndarray, key_added: str) -> None:
         logg.warning(
             f"{int(mask.sum())} of {mask.size} genes are constant over cells (e.g. all-zero); "
             f"they have no reconstruction R²: siVAE writes centrality 0 and loadings 0 for them "
-            f"with `var['{key_added}_used'] = False` and leaves them out of the mean R²."
+            f"with `var['{key_added}_used'] = False` and leaves them out of the mean R².",
+            category=DataWarning,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from multiviz import _logging as logg
+from multiviz._warnings import FitQualityWarning
 
 
 def _history(model) -> tuple[dict, dict]:
@@ -72,5 +73,6 @@ def _warn_if_not_better_than_pca(out: dict, r2_pca: float | None, n_latent: int)
             f"siVAE's reconstruction (mean per-gene R² {out['r2_gene']:.3f}) does not beat PCA "
             f"with the same {n_latent} components (R² {r2_pca:.3f}): the fit is probably not "
             "converged. Train longer (`max_epochs`), raise `lr` (e.g. 3e-3) or use a smaller "
-            "`batch_size` on small data; check that the data are centred and scaled per gene."
+            "`batch_size` on small data; check that the data are centred and scaled per gene.",
+            category=FitQualityWarning,
         )

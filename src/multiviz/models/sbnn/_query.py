@@ -17,6 +17,7 @@ from scipy import sparse
 
 from ... import _logging as logg
 from ..._validate import InputError, _values, get_modality
+from ..._warnings import DataWarning
 
 
 def _dense(M) -> np.ndarray:
@@ -95,6 +96,7 @@ def new_cell_inputs(
             len(lib_genes) - present.size,
             len(lib_genes),
             present.size,
+            category=DataWarning,
         )
     library = np.asarray(counts[:, present].sum(axis=1)).ravel()
     median = float(prep["median_library_size"])

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ... import _logging as logg
+from ..._warnings import DataWarning
 
 # --- the paper's schedule (Bernaerts et al., Methods "Training" / "Pre-training") --------
 PRETRAIN_EPOCHS = 50
@@ -199,6 +200,7 @@ def pretrain_labels(
             Y.shape[0],
             min_size,
             len(kept),
+            category=DataWarning,
         )
     mapping = np.full(n_clusters, -1, dtype=np.int64)
     mapping[np.asarray(kept, dtype=np.int64)] = np.arange(len(kept))

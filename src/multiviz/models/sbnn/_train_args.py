@@ -24,6 +24,7 @@ from ..._validate import (
     check_kwargs,
     check_option,
 )
+from ..._warnings import FitQualityWarning
 from ...train import TRAINING_VOCABULARY
 from . import _plan as plan
 
@@ -216,6 +217,7 @@ def check_outcome(
                 last,
                 baseline_val_ce,
                 n_cells,
+                category=FitQualityWarning,
             )
             return
     if r2_train <= 0.0:
@@ -225,4 +227,5 @@ def check_outcome(
             model,
             r2_train,
             n_cells,
+            category=FitQualityWarning,
         )
