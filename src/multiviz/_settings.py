@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._bounds import check_num_threads
 from ._logging import set_verbosity
 
 
@@ -20,7 +21,9 @@ class Settings:
         2-core machine one thread was by far the fastest: a default sBNN-2 fit on M1 took
         266 s with one thread and had not finished after 3,600 s with torch's default of
         two (load average ~20; ``benchmarks/results/first_hour.json``, ``threads``). An idle
-        many-core machine was not measured; set more threads there if they help.
+        many-core machine was not measured; set more threads there if they help. At most
+        the number of CPU cores this process may use (its affinity mask): more threads
+        only compete for the cores, so a larger value is an :class:`~multiviz.InputError`.
     """
 
     def __init__(self) -> None:
@@ -45,11 +48,7 @@ class Settings:
 
     @num_threads.setter
     def num_threads(self, value: int | None) -> None:
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"`num_threads` must be a positive integer or None, got {value!r}.")
-        self._num_threads = value
+        self._num_threads = check_num_threads(value, "mv.settings.num_threads")
 
     def __repr__(self) -> str:
         return f"multiviz.settings(verbosity={self._verbosity}, num_threads={self._num_threads})"

@@ -42,6 +42,7 @@ __all__ = [
     "check_paired",
     "check_positive_int",
     "check_random_state",
+    "MAX_SEED",
     "get_layer",
     "get_modality",
     "resolve_target",
@@ -249,11 +250,32 @@ def check_option(value: Any, options: Iterable[Any], arg: str) -> Any:
     return value
 
 
+MAX_SEED = 2**32 - 1
+"""Largest seed accepted: numpy's legacy ``RandomState``, which scikit-learn's k-means, PCA
+and ``KFold`` seed from ``random_state``, takes seeds in ``[0, 2**32 - 1]`` only."""
+
+
 def check_random_state(random_state: Any, arg: str = "random_state") -> int:
-    """Require an integer seed (``None`` is rejected: results must be reproducible)."""
+    """Require an integer seed in ``[0, MAX_SEED]``.
+
+    ``None`` is rejected (results must be reproducible), and so is a seed that numpy,
+    scikit-learn or torch would refuse deep inside a fit (negative, or above ``2**32 - 1``:
+    torch's "Overflow when unpacking long" for ``2**64``). Every public function and model
+    checks its ``random_state`` here.
+    """
     if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
-        raise InputError(f"`{arg}` must be an integer seed, got {random_state!r}.")
-    return int(random_state)
+        raise InputError(
+            f"`{arg}` must be an integer seed in [0, {MAX_SEED}] (0 to 2**32 - 1), got "
+            f"{random_state!r}; pass e.g. `{arg}=0`."
+        )
+    value = int(random_state)
+    if not 0 <= value <= MAX_SEED:
+        raise InputError(
+            f"`{arg}={value}` is outside the seeds numpy and scikit-learn accept, "
+            f"[0, {MAX_SEED}] (0 to 2**32 - 1). Pass a seed in that range, e.g. "
+            f"`{arg}={value % (MAX_SEED + 1)}`."
+        )
+    return value
 
 
 def resolve_var_mask(adata: AnnData, genes: Any, arg: str = "genes") -> np.ndarray:

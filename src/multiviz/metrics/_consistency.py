@@ -20,7 +20,7 @@ from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from .._validate import InputError, check_option, check_positive_int
+from .._validate import InputError, check_option, check_positive_int, check_random_state
 
 __all__ = [
     "celltype_consistency",
@@ -232,6 +232,7 @@ def gmm_consistency(
         )
     check_positive_int(n_components, "n_components")
     check_positive_int(n_init, "n_init")
+    random_state = check_random_state(random_state)
     n_fit = min(za_tr.shape[0], zb_tr.shape[0])
     if n_components > n_fit:
         raise InputError(f"`n_components={n_components}` exceeds the {n_fit} training cells.")
@@ -298,6 +299,7 @@ def celltype_consistency(
     ...     {"rna": zt_tr, "ephys": ze_tr}, {"rna": zt_te, "ephys": ze_te},
     ...     {"rna_type": types[train]}, {"rna_type": types[test]})
     """
+    random_state = check_random_state(random_state)
     arms = list(z_train)
     if len(arms) != 2 or list(z_test) != arms:
         raise InputError(

@@ -143,7 +143,8 @@ def coupled_autoencoder(
         Modalities to couple, the transcriptomic one first (its arm gets dropout 0.5 and
         4 × 50 units, the others Gaussian noise, dropout 0.1 and 4 × 40 units).
     n_latent
-        Latent dimension (3 in the paper).
+        Latent dimension (3 in the paper); at most the number of features of the smallest
+        modality, and the network must fit in the available memory.
     coupling
         ``"msv"`` (eq. 6), ``"fullcov"`` (eq. 4), ``"batchnorm"`` (eq. 3), ``"euclidean"`` (eq. 2).
     lam
@@ -159,7 +160,8 @@ def coupled_autoencoder(
         default a fixed 10k steps of batch 200 (epochs of 100 steps; the reference's 750k
         steps is ``max_epochs=7500``), no early stopping.
     random_state
-        Seed of initialisation, minibatches, dropout and noise (no global seed is set).
+        Seed of initialisation, minibatches, dropout and noise (no global seed is set), in
+        ``[0, 2**32 - 1]``.
     key_added
         Results: ``mdata[mod].obsm[f"X_{key_added}"]`` for each modality's cells,
         ``mdata.obsm[f"X_{key_added}_{mod}"]`` for all cells (NaN rows where a cell lacks
@@ -199,6 +201,7 @@ def coupled_autoencoder(
     """
     from ..models import CoupledAutoencoder
     from ..models.coupled._data import check_modalities, modality_rows
+    from ..models.coupled._model import check_arm_sizes
     from ..train import fit_context, resolve_progress_bar
 
     check_mudata(mdata)
@@ -223,7 +226,9 @@ def coupled_autoencoder(
             f"`strategy={strategy!r}`: distributed training of the coupled autoencoder is not "
             "supported yet; leave `strategy=None` (one device)."
         )
-    check_int(n_latent, "n_latent")
+    check_arm_sizes(
+        [mdata.mod[m].n_vars for m in modalities], modalities, n_latent, model_kwargs.get("hidden")
+    )
     check_float(lam, "lam", low=0.0)
     layers = dict(layers or {})
     check_standardised(mdata, modalities, layers)

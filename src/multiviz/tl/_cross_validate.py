@@ -42,6 +42,7 @@ def cv_folds(n_obs: int, n_folds: int = 10, random_state: int = 0) -> np.ndarray
     >>> folds.shape
     (1213,)
     """
+    random_state = check_random_state(random_state)
     folds = np.empty(n_obs, dtype=int)
     for k, (_, test) in enumerate(
         KFold(n_folds, shuffle=True, random_state=random_state).split(np.arange(n_obs))

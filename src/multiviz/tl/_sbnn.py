@@ -15,6 +15,9 @@ from .._validate import (
     check_str,
     check_unique_names,
     check_writable,
+    get_modality,
+    resolve_target,
+    resolve_var_mask,
 )
 from ..metrics._r2 import r2_per_feature, r2_score
 from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
@@ -37,6 +40,16 @@ def _internal_mudata(X: np.ndarray, Y: np.ndarray, genes, features) -> md.MuData
     return internal_mudata(X, Y, genes, features)
 
 
+def _check_size(mdata: md.MuData, x: str, y: str | None, genes, bottleneck: int) -> None:
+    """The bottleneck against the input genes, the network against memory (nothing read)."""
+    from ..models.sbnn._module import check_sbnn_size
+
+    n_input = int(resolve_var_mask(get_modality(mdata, x, "x"), genes, "genes").sum())
+    n_output = mdata.mod[resolve_target(mdata, y, "y")].n_vars
+    what = f"input genes of `mdata[{x!r}]`" + ("" if genes is None else " selected by `genes`")
+    check_sbnn_size(n_input, n_output, bottleneck, inputs=what, latent_arg="bottleneck")
+
+
 def fit_sbnn(
     data: PairedArrays,
     *,
@@ -50,7 +63,9 @@ def fit_sbnn(
 ):
     """Train an :class:`~multiviz.models.SBNN` on arrays (no user object is touched)."""
     from ..models.sbnn import SBNN
+    from ..models.sbnn._module import check_sbnn_size
 
+    check_sbnn_size(data.X.shape[1], data.Y.shape[1], bottleneck, latent_arg="bottleneck")
     inner = _internal_mudata(data.X, data.Y, data.gene_names, data.feature_names)
     SBNN.setup_mudata(inner, x="rna", y="y")
     model = SBNN(inner, n_latent=bottleneck, random_state=random_state)
@@ -122,7 +137,8 @@ def sbnn(
     x, y
         Gene modality and target modality (default ``"ephys"``, else ``"protein"``).
     bottleneck
-        Bottleneck width; 2 (sBNN-2) or 64 (sBNN-64) in the paper.
+        Bottleneck width; 2 (sBNN-2) or 64 (sBNN-64) in the paper; at most the number of
+        input genes.
     n_genes
         Genes kept after pruning (25 in the paper).
     lasso
@@ -136,7 +152,7 @@ def sbnn(
         Epochs of the bottleneck → selected-genes decoder used for gene overlays
         (the paper's "autoencoder" head; its length is not given in the paper); 0 skips it.
     random_state
-        Seed (weights, k-means, hold-out split, shuffling).
+        Seed (weights, k-means, hold-out split, shuffling), in ``[0, 2**32 - 1]``.
     key_added
         Prefix of every key written.
     accelerator, devices, enable_progress_bar
@@ -208,6 +224,7 @@ def sbnn(
         check_writable(mdata, "mdata")
     check_unique_names(mdata, "mdata")
     check_prepared(mdata, x, y)
+    _check_size(mdata, x, y, genes, bottleneck)
     data = full_arrays(mdata, x=x, y=y, genes=genes)
     check_n_genes(n_genes, data.X.shape[1])
     check_min_obs(data.X.shape[0], min_cells(pretrain), "mdata", "cells")

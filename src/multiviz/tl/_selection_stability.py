@@ -8,6 +8,7 @@ import pandas as pd
 
 from .. import _logging as logg
 from .._validate import (
+    MAX_SEED,
     InputError,
     check_bool,
     check_int,
@@ -110,6 +111,13 @@ def selection_stability(
     consensus = check_bool(consensus, "consensus")
     if over != "folds":
         n_seeds = check_int(n_seeds, "n_seeds", minimum=2 if over == "seeds" else 1)
+        if random_state + n_seeds - 1 > MAX_SEED:
+            raise InputError(
+                f"`random_state={random_state}` with `n_seeds={n_seeds}` seeds the members "
+                f"with {random_state} .. {random_state + n_seeds - 1}, above the largest seed "
+                f"numpy and scikit-learn accept (2**32 - 1 = {MAX_SEED}). Pass "
+                f"`random_state` <= {MAX_SEED - n_seeds + 1}."
+            )
     if over != "seeds":
         n_folds = check_int(n_folds, "n_folds", minimum=2)
     if method == "srrr" and over != "folds":

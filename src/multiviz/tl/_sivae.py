@@ -13,7 +13,8 @@ from anndata import AnnData
 
 from multiviz import _logging as logg
 from multiviz._validate import InputError, check_fit_finite, check_kwargs
-from multiviz.models.sivae._model import DEFAULT_GAMMA, check_hidden
+from multiviz.models.sivae._model import DEFAULT_GAMMA
+from multiviz.models.sivae._sizes import check_hidden
 
 from . import _sivae_checks as chk
 from ._sivae_report import _history, _pca_r2, _warn_if_not_better_than_pca
@@ -75,7 +76,7 @@ def sivae(
     continuous_covariate_keys: Sequence[str] | None = None,
     n_hidden: Sequence[int] = (1024, 512, 128),
     feature_input: Literal["pca", "downsample", "full"] = "pca",
-    n_feature_input: int = 256,
+    n_feature_input: int | None = None,
     gene_batch_size: int | Literal["auto"] | None = "auto",
     max_epochs: int | None = None,
     pretrain_epochs: int | None = None,
@@ -114,7 +115,7 @@ def sivae(
         disk; results are written into its (in-memory) obsm/varm/var/uns.
     n_latent
         Size of the cell and gene embeddings: 2 for pictures, 64 for network analyses
-        (paper Methods).
+        (paper Methods); at most the number of genes.
     gamma
         Weight of the interpretability term, ``gamma * SSE`` as in the reference code.
         Default 0.5, not the paper's 0.05, chosen by measurement on M1 and the hub
@@ -135,10 +136,12 @@ def sivae(
     labels_key
         Cell types, used to stratify ``feature_input="downsample"``.
     n_hidden
-        Encoder hidden sizes, decoders mirrored (paper: 1024-512-128).
+        Encoder hidden sizes, decoders mirrored (paper: 1024-512-128). The networks must
+        fit in the available memory (checked before anything is copied or built).
     feature_input, n_feature_input, gene_batch_size
         Reduction of the feature-wise input and gene minibatching; see
-        :class:`multiviz.models.SIVAE`.
+        :class:`multiviz.models.SIVAE`. ``n_feature_input=None`` (default): 256, or fewer
+        where the data allow fewer; an explicit value above what they allow is an error.
     max_epochs, pretrain_epochs, feature_pretrain_epochs
         Epochs of the three steps: ``max_epochs`` sets all three (the schedule has equal
         steps) unless the step-1 / step-2 arguments are given; see
@@ -162,7 +165,7 @@ def sivae(
     early_stopping
         Stop steps 1 and 3 on the validation loss (scvi-tools' patience).
     random_state
-        Seed.
+        Seed, in ``[0, 2**32 - 1]``.
     key_added
         Prefix of the stored results.
     return_model
@@ -243,6 +246,7 @@ def sivae(
         joint_batch_size=joint_batch_size,
     )
     chk.check_container(adata, copy)
+    chk.check_sizes(adata, opts, hidden)  # before the copy and the registration
     if copy:  # work on the copy from here (a view becomes an object of its own)
         adata = adata.copy()
     obs_keys = chk.check_obs_keys(

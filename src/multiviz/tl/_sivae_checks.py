@@ -35,6 +35,7 @@ from multiviz.models.sivae._backed import (
     inference_batch_size,
     is_backed,
 )
+from multiviz.models.sivae._sizes import check_sivae_size
 
 #: Fewest cells / genes siVAE is fitted on (a train/validation split and a PCA of Xᵀ).
 MIN_CELLS = 10
@@ -176,6 +177,24 @@ def constant_genes(x) -> np.ndarray:
     return np.all(x == x[:1], axis=0)
 
 
+def check_sizes(adata: AnnData, opts: dict, hidden: tuple[int, ...]) -> None:
+    """Latent, hidden and feature-input sizes against the data and the memory.
+
+    :func:`~multiviz.models.sivae._sizes.check_sivae_size` without the covariates (the
+    model class checks again with them), before anything is copied or registered.
+    """
+    check_sivae_size(
+        adata.n_obs,
+        adata.n_vars,
+        opts["n_latent"],
+        hidden,
+        feature_input=opts["feature_input"],
+        n_feature_input=opts["n_feature_input"],
+        train_size=opts["train_size"],
+        linear=opts["linear"],
+    )
+
+
 def check_schedule(
     max_epochs,
     pretrain_epochs,
@@ -234,7 +253,9 @@ def check_options(
         "feature_input": check_option(
             feature_input, ["pca", "downsample", "full"], "feature_input"
         ),
-        "n_feature_input": check_int(n_feature_input, "n_feature_input"),
+        "n_feature_input": None
+        if n_feature_input is None
+        else check_int(n_feature_input, "n_feature_input"),
         "gene_batch_size": gene_batch_size,
         "train_size": check_float(train_size, "train_size", low=0, high=1, low_open=True),
         "dropout_rate": check_float(dropout_rate, "dropout_rate", low=0, high=1, high_open=True),

@@ -14,9 +14,17 @@ from scvi.data import AnnDataManager
 from scvi.data.fields import ObsmField
 from scvi.model.base import BaseModelClass
 
-from ..._validate import InputError, check_bool, check_float, check_int, check_option
+from ..._bounds import check_network_size
+from ..._validate import (
+    InputError,
+    check_bool,
+    check_float,
+    check_int,
+    check_option,
+    check_random_state,
+)
 from ._coupling import COUPLINGS
-from ._data import STACK_KEY, batcher_of, materialise, stack_mudata
+from ._data import STACK_KEY, batcher_of, check_modalities, materialise, stack_mudata
 from ._inference import CoupledInferenceMixin
 from ._module import CoupledAEModule
 from ._train import CoupledTrainingMixin
@@ -67,6 +75,33 @@ def _check_hidden(h, arg: str) -> tuple[int, ...]:
     return tuple(check_int(u, arg) for u in h)
 
 
+def check_arm_sizes(
+    n_vars: Sequence[int], modalities: Sequence[str], n_latent, hidden
+) -> tuple[int, list[tuple[int, ...]]]:
+    """Latent and hidden widths checked against the data and the memory, before any layer.
+
+    ``n_latent`` may be at most the number of features of the smallest modality (a wider
+    latent cannot be coupled: that arm's latents span fewer dimensions); all arms must
+    fit in the available memory (:func:`multiviz._bounds.check_network_size`). Returns
+    ``(n_latent, hidden widths per arm)``.
+    """
+    n_latent = check_int(n_latent, "n_latent")
+    hiddens = [_check_hidden(h, "hidden") for h in _per_arm(hidden, modalities, "hidden")]
+    smallest = min(range(len(n_vars)), key=lambda i: n_vars[i])
+    chains = []
+    for n, h in zip(n_vars, hiddens):
+        chains += [[n, *h, n_latent], [n_latent, *reversed(h), n]]
+    check_network_size(
+        "coupled autoencoder",
+        n_latent=n_latent,
+        max_latent=int(n_vars[smallest]),
+        max_what=f"features of modality {modalities[smallest]!r}, the smallest coupled",
+        chains=chains,
+        size_args=f"`n_latent={n_latent}`, `hidden={dict(zip(modalities, hiddens))}`",
+    )
+    return n_latent, hiddens
+
+
 class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelClass):
     """k coupled autoencoders over the modalities of a (partially paired) MuData.
 
@@ -87,7 +122,8 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
     layers
         ``{modality: layer}`` to read instead of ``.X``.
     n_latent
-        Latent dimension (3 in the paper's Patch-seq analysis).
+        Latent dimension (3 in the paper's Patch-seq analysis); at most the number of
+        features of the smallest modality.
     coupling
         ``"msv"`` (eq. 6, default), ``"fullcov"`` (eq. 4), ``"batchnorm"`` (eq. 3) or
         ``"euclidean"`` (eq. 2).
@@ -98,6 +134,7 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         (paper: α_E = 0.1 relative to α_T = 1). A scalar or a ``{modality: weight}`` mapping.
     hidden
         Encoder widths per modality; default 4 × 50 (transcriptomic) and 4 × 40 (others).
+        All arms must fit in the available memory (checked before any layer is built).
     dropout
         Input dropout per modality; default 0.5 (transcriptomic) and 0.1 (others).
     noise
@@ -116,7 +153,8 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         eqs. 3-6 and the 2021 code; default on except for ``coupling="euclidean"``.
     random_state
         Seed of the weight initialisation, data split, minibatch order, dropout and noise
-        (a local generator state: the user's global torch/numpy/scvi seeds are untouched).
+        (a local generator state: the user's global torch/numpy/scvi seeds are untouched),
+        in ``[0, 2**32 - 1]``.
 
     Examples
     --------
@@ -155,18 +193,25 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         check_bool(cross_modal, "cross_modal")
         if latent_norm is not None:
             check_bool(latent_norm, "latent_norm")
-        random_state = check_int(random_state, "random_state", minimum=0)
+        random_state = check_random_state(random_state)
+        stack = None
         if isinstance(adata, AnnData) and STACK_KEY in adata.uns:
             stack = adata
             batcher_of(stack)  # early error if the stack lost its values
+            modalities = list(stack.uns[STACK_KEY]["modalities"])
+            n_vars = [int(n) for n in stack.uns[STACK_KEY]["n_vars"]]
         elif isinstance(adata, MuData):
-            stack = stack_mudata(adata, modalities, layers)
+            modalities = check_modalities(adata, modalities)
+            n_vars = [adata.mod[m].n_vars for m in modalities]
         else:
             raise InputError(
                 f"`adata` must be a mudata.MuData with the modalities {list(modalities)}, got "
                 f"{type(adata).__name__}."
             )
-        modalities = list(stack.uns[STACK_KEY]["modalities"])
+        n_latent, hiddens = check_arm_sizes(n_vars, modalities, n_latent, hidden)
+        if stack is None:
+            stack = stack_mudata(adata, modalities, layers)
+            modalities = list(stack.uns[STACK_KEY]["modalities"])
         alphas = [
             check_float(a, "alpha", low=0.0, low_open=True)
             for a in _per_arm(alpha, modalities, "alpha")
@@ -176,7 +221,6 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
             for d in _per_arm(dropout, modalities, "dropout")
         ]
         noises = [check_float(s, "noise", low=0.0) for s in _per_arm(noise, modalities, "noise")]
-        hiddens = [_check_hidden(h, "hidden") for h in _per_arm(hidden, modalities, "hidden")]
         if self._get_most_recent_anndata_manager(stack) is None:
             with _quiet_scvi():  # no raw "Generating sequential column names" INFO line
                 self.setup_anndata(stack)

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from ._ensemble import StackedAdam, StackedSBNN
 from ._ensemble_screen import ScreeningMixin, pad_rows
-from ._module import SBNNModule
+from ._module import SBNNModule, check_sbnn_size
 from ._plan import HANDOVER, VAL_FRACTION, Phase, SBNNTrainingPlan
 
 
@@ -92,6 +92,9 @@ class _Ensemble(ScreeningMixin):
         self.screen, self.screen_tol = screen, screen_tol
         self.screen_after, self.screen_every = screen_after, screen_every
         G, q = members[0].X.shape[1], members[0].Y.shape[1]
+        check_sbnn_size(
+            G, q, n_latent, n_hidden, n_clusters, copies=len(members), latent_arg="bottleneck"
+        )
         self.G = G
         self.shared = all(m.X is members[0].X for m in members)
         self.mods = [

@@ -15,12 +15,12 @@ from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
 from ... import _logging as logg
-from ..._validate import InputError, check_positive_int
+from ..._validate import InputError, check_positive_int, check_random_state
 from . import _plan as plan
 from ._data import check_devices, check_zscore, fit_epochs, forward_all, make_rows, phase_fits
 from ._datamodules import EpochDataModule, StepDataModule
 from ._inference import SBNNInferenceMixin
-from ._module import SBNNModule
+from ._module import SBNNModule, check_sbnn_size
 from ._plan import SBNNTrainingPlan, paper_schedule
 
 Y_KEY = "Y"
@@ -39,15 +39,18 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
     mdata
         MuData registered with :meth:`setup_mudata`.
     n_latent
-        Bottleneck width: 2 (sBNN-2, visualisation) or 64 (sBNN-64), as in the paper.
+        Bottleneck width: 2 (sBNN-2, visualisation) or 64 (sBNN-64), as in the paper; at
+        most the number of input genes.
     n_hidden
-        Encoder hidden widths (512, 128 in the paper); the decoder mirrors them.
+        Encoder hidden widths (512, 128 in the paper); the decoder mirrors them. The
+        network must fit in the available memory (checked before it is built).
     n_clusters
         k-means clusters for pre-training (K = 20 in the paper). ``None`` (default): the
         paper's ~55 training cells per cluster, at most 20, so 20 from 1,092 training
         cells up and e.g. 2 for 72 (:func:`~multiviz.models.sbnn._schedule.size_scaled_clusters`).
     random_state
-        Seed of the weights, the k-means, the hold-out split and the shuffling.
+        Seed of the weights, the k-means, the hold-out split and the shuffling, in
+        ``[0, 2**32 - 1]``.
 
     Examples
     --------
@@ -69,9 +72,11 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         n_clusters: int | None = None,
         random_state: int = 0,
     ):
+        random_state = check_random_state(random_state)
         super().__init__(mdata)
         n_input = self.summary_stats.n_vars
         n_output = self.summary_stats[f"n_{Y_KEY}"]
+        n_latent, n_hidden = check_sbnn_size(n_input, n_output, n_latent, n_hidden, n_clusters)
         mean, std = self._zscore_stats()
         self.module = self._module_cls(
             n_input,

@@ -32,6 +32,7 @@ from ._module import SIVAEModule
 from ._outputs import SIVAEOutputsMixin
 from ._plan import SIVAETrainingPlan
 from ._schedule import JOINT_BATCH, resolve_epochs
+from ._sizes import check_hidden, check_sivae_size, n_training_cells
 
 #: Genes above which the feature branch is gene-minibatched by default (see ``gene_batch_size``).
 AUTO_GENE_BATCH_THRESHOLD = 2048
@@ -40,18 +41,6 @@ AUTO_GENE_BATCH_SIZE = 1024
 DEFAULT_GAMMA = 0.5
 #: The paper's weight (Choi & Quon 2023, Methods, eq. 13).
 PAPER_GAMMA = 0.05
-
-
-def check_hidden(n_hidden) -> tuple[int, ...]:
-    """Validate hidden-layer sizes: a non-empty sequence of positive integers."""
-    if isinstance(n_hidden, int | np.integer) and not isinstance(n_hidden, bool):
-        n_hidden = (n_hidden,)
-    if isinstance(n_hidden, str) or not isinstance(n_hidden, Sequence) or len(n_hidden) == 0:
-        raise InputError(
-            f"`n_hidden` must be a non-empty sequence of layer sizes, e.g. (1024, 512, 128) "
-            f"(the paper's), got {n_hidden!r}."
-        )
-    return tuple(check_int(h, "n_hidden") for h in n_hidden)
 
 
 class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -70,10 +59,11 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         ``"nb"`` it must hold raw counts.
     n_latent
         Size of both embedding spaces. The paper uses 2 for visualisation and clustering
-        and 64 for gene-network analyses.
+        and 64 for gene-network analyses. At most the number of genes.
     n_hidden
         Encoder hidden sizes; the decoders mirror them and the feature side is identical
-        (paper: 1024-512-128 for genomic data).
+        (paper: 1024-512-128 for genomic data). The networks must fit in the available
+        memory (checked before they are built).
     likelihood
         ``"gaussian"`` (paper eq. 8) or ``"nb"`` (siVAE (NB), eqs. 14-18; raw counts).
     linear
@@ -99,8 +89,10 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         whitening; all scores divided by the SD of the first component), ``"downsample"`` (cells sampled keeping the
         cell-type ratios of ``labels_key``) or ``"full"`` (every training cell).
     n_feature_input
-        ``C_red``, the number of PCA components or downsampled cells (multiviz default 256;
-        the paper does not fix it).
+        ``C_red``, the number of PCA components or downsampled cells (the paper does not fix
+        it). ``None`` (default): 256, or fewer where the data allow fewer. At most training
+        cells - 1 and genes - 1 for ``"pca"`` and the training cells for ``"downsample"``; a
+        larger value is an :class:`~multiviz.InputError`. Unused with ``"full"``.
     gene_batch_size
         Genes per step in the feature branch during joint training. ``"auto"`` uses all
         genes up to 2048 genes and 1024-gene minibatches above; genes not in the minibatch
@@ -111,7 +103,8 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
     dropout_rate
         Dropout in hidden layers.
     random_state
-        Seed for the split, the feature input, the initial weights and the minibatches.
+        Seed for the split, the feature input, the initial weights and the minibatches,
+        in ``[0, 2**32 - 1]``.
     """
 
     _module_cls = SIVAEModule
@@ -127,7 +120,7 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         gamma: float = DEFAULT_GAMMA,
         interp_pretrain: bool = False,
         feature_input: Literal["pca", "downsample", "full"] = "pca",
-        n_feature_input: int = 256,
+        n_feature_input: int | None = None,
         gene_batch_size: int | Literal["auto"] | None = "auto",
         train_size: float = 0.9,
         dropout_rate: float = 0.0,
@@ -137,7 +130,8 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         n_hidden = check_hidden(n_hidden)
         check_option(likelihood, ["gaussian", "nb"], "likelihood")
         check_option(feature_input, ["pca", "downsample", "full"], "feature_input")
-        n_feature_input = check_int(n_feature_input, "n_feature_input")
+        if n_feature_input is not None:
+            n_feature_input = check_int(n_feature_input, "n_feature_input")
         random_state = check_random_state(random_state)
         gamma = check_float(gamma, "gamma", low=0)
         train_size = check_float(train_size, "train_size", low=0, high=1, low_open=True)
@@ -146,23 +140,33 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             if not isinstance(flag, bool):
                 raise InputError(f"`{name}` must be True or False, got {flag!r}.")
         super().__init__(adata)
+        n_obs, n_vars = self.summary_stats.n_cells, self.summary_stats.n_vars
+        n_cats = (
+            self.adata_manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY).n_cats_per_key
+            if REGISTRY_KEYS.CAT_COVS_KEY in self.adata_manager.data_registry
+            else None
+        )
+        n_batch = self.summary_stats.n_batch
+        n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
+        n_latent, n_hidden, c_red = check_sivae_size(  # before anything is read or built
+            n_obs,
+            n_vars,
+            n_latent,
+            n_hidden,
+            feature_input=feature_input,
+            n_feature_input=n_feature_input,
+            train_size=train_size,
+            linear=linear,
+            n_cov=(n_batch if n_batch > 1 else 0) + sum(n_cats or []) + n_cont,
+        )
         x = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         check_registered(x, likelihood)  # block by block on a backed AnnData
-        n_obs, n_vars = self.summary_stats.n_cells, self.summary_stats.n_vars
 
         rng = np.random.default_rng(random_state)
         perm = rng.permutation(n_obs)
-        n_train = max(1, int(round(float(train_size) * n_obs)))
+        n_train = n_training_cells(n_obs, train_size)
         self._train_idx = np.sort(perm[:n_train])
         self._val_idx = np.sort(perm[n_train:])
-        if feature_input == "pca":
-            c_red = min(n_feature_input, n_train - 1, n_vars - 1)
-        elif feature_input == "downsample":
-            c_red = min(n_feature_input, n_train)
-        else:
-            c_red = n_train
-        if c_red < 1:
-            raise InputError("Too few training cells or genes to build the feature-wise input.")
         if gene_batch_size == "auto":
             gbs = None if n_vars <= AUTO_GENE_BATCH_THRESHOLD else AUTO_GENE_BATCH_SIZE
         elif gene_batch_size is None:
@@ -171,17 +175,12 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             gbs = check_int(gene_batch_size, "gene_batch_size")
             gbs = None if gbs >= n_vars else gbs
 
-        n_cats = (
-            self.adata_manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY).n_cats_per_key
-            if REGISTRY_KEYS.CAT_COVS_KEY in self.adata_manager.data_registry
-            else None
-        )
         torch.manual_seed(random_state)
         self.module = self._module_cls(
             n_input=n_vars,
             n_feature_input=c_red,
-            n_batch=self.summary_stats.n_batch,
-            n_continuous_cov=self.summary_stats.get("n_extra_continuous_covs", 0),
+            n_batch=n_batch,
+            n_continuous_cov=n_cont,
             n_cats_per_cov=n_cats,
             n_latent=n_latent,
             n_hidden=tuple(n_hidden),
