@@ -9,20 +9,19 @@ projecting the training cells reproduces the stored latents exactly.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from anndata import AnnData
 from mudata import MuData
 
 from ..._validate import InputError, check_int
+from .._save import ModelFilesMixin, SavedModel
 from ._data import STACK_KEY, batcher_of, stack_mudata
 
 __all__ = ["CoupledInferenceMixin"]
 
 
-class CoupledInferenceMixin:
+class CoupledInferenceMixin(ModelFilesMixin):
     """Latents of (new) cells, decoding and cross-modal prediction, ``load`` onto a MuData."""
 
     def _feature_names(self) -> dict[str, np.ndarray]:
@@ -147,37 +146,21 @@ class CoupledInferenceMixin:
         return self.decode(z, target, batch_size=batch_size)
 
     @classmethod
-    def load(cls, dir_path: str | Path, adata: MuData | AnnData | None = None, **kwargs):
-        """Load a saved model, optionally onto the user's own MuData (scvi-tools style).
+    def _adata_for_load(cls, adata: MuData | AnnData | None, saved: SavedModel):
+        """The stack of the user's MuData, features matched to the saved ones by name."""
+        if not isinstance(adata, MuData):
+            return adata
+        params = saved.attr["init_params_"]["non_kwargs"]
+        mods = list(params["modalities"])
+        layers = dict(params.get("layers") or {})
+        names: dict[str, np.ndarray] = {}
+        for mod in mods:
+            pref = mod + ":"
+            names[mod] = np.array([v[len(pref) :] for v in saved.var_names if v.startswith(pref)])
+        return stack_mudata(adata, mods, layers, var_names=names)
 
-        Parameters
-        ----------
-        dir_path
-            Folder written by :meth:`save`.
-        adata
-            ``None`` (the data saved with ``save_anndata=True``) or a MuData holding the
-            coupled modalities with the training features (matched by name).
-        **kwargs
-            ``accelerator``, ``device``, ``prefix`` of :meth:`scvi.model.base.BaseModelClass.load`.
-
-        Examples
-        --------
-        >>> model = mv.models.CoupledAutoencoder.load("cae_model/", adata=mdata)
-        """
-        if isinstance(adata, MuData):
-            from scvi.model.base._save_load import _load_saved_files
-
-            attr, var_names, _, _ = _load_saved_files(
-                str(dir_path), load_adata=False, prefix=kwargs.get("prefix")
-            )
-            params = attr["init_params_"]["non_kwargs"]
-            mods = list(params["modalities"])
-            layers = dict(params.get("layers") or {})
-            names: dict[str, np.ndarray] = {}
-            for mod in mods:
-                pref = mod + ":"
-                names[mod] = np.array([v[len(pref) :] for v in var_names if v.startswith(pref)])
-            adata = stack_mudata(adata, mods, layers, var_names=names)
+    @classmethod
+    def _load_model(cls, dir_path: str, adata: MuData | AnnData | None, **kwargs):
         # scvi-tools takes a stack's empty placeholder X for "minified" data and refuses it
         placeholder = None
         if (
@@ -186,7 +169,7 @@ class CoupledInferenceMixin:
         ):
             placeholder, adata.X = adata.X, None
         try:
-            return super().load(str(dir_path), adata=adata, **kwargs)
+            return super()._load_model(dir_path, adata, **kwargs)
         finally:
             if placeholder is not None:
                 adata.X = placeholder

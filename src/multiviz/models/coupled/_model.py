@@ -268,36 +268,25 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         manager.register_fields(adata, **kwargs)
         cls.register_manager(manager)
 
-    def save(
+    def _write_model_files(
         self,
         dir_path: str,
-        prefix: str | None = None,
-        overwrite: bool = False,
-        save_anndata: bool = False,
-        save_kwargs: dict | None = None,
-        **anndata_write_kwargs,
+        prefix: str | None,
+        save_anndata: bool,
+        save_kwargs: dict | None,
+        kwargs: dict,
     ) -> None:
-        """Save the model (scvi-tools layout); with ``save_anndata``, also its cells' values.
+        """scvi-tools' files; with ``save_anndata``, also the cells' values.
 
         The model's stack holds no values (they stay in the MuData), so ``save_anndata``
         writes a stack with the values in its ``X`` (``adata.h5ad``, sparse; a copy of
         all cells, made only here) that ``CoupledAutoencoder.load`` reads without the MuData.
-
-        Examples
-        --------
-        >>> model.save("cae_model/", save_anndata=True)
         """
-        super().save(
-            dir_path,
-            prefix=prefix,
-            overwrite=overwrite,
-            save_anndata=False,
-            save_kwargs=save_kwargs,
-        )
+        super()._write_model_files(dir_path, prefix, False, save_kwargs, {})
         if save_anndata:
             import os
 
             from scvi.model.base._constants import SAVE_KEYS
 
             path = os.path.join(dir_path, f"{prefix or ''}{SAVE_KEYS.ADATA_FNAME}")
-            materialise(self.adata).write(path, **anndata_write_kwargs)
+            materialise(self.adata).write(path, **kwargs)

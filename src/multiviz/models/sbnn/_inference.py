@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,35 +12,34 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS
 
 from ..._validate import InputError
+from .._save import ModelFilesMixin
+
+if TYPE_CHECKING:
+    from .._save import SavedModel
 
 Y_KEY = "Y"
 
 
-class SBNNInferenceMixin:
-    """Latent, predictions and loading for :class:`SBNN` (scvi-tools conventions)."""
+class SBNNInferenceMixin(ModelFilesMixin):
+    """Latent, predictions, saving and loading for :class:`SBNN` (scvi-tools conventions)."""
 
     @classmethod
-    def load(cls, dir_path: str, adata: MuData | None = None, **kwargs):
-        """Load a saved model, optionally onto the user's own MuData.
+    def _adata_for_load(cls, adata: MuData | None, saved: SavedModel) -> MuData | None:
+        """The model's own MuData rebuilt from the user's (see :meth:`SBNN.load`).
 
         A model trained by :func:`multiviz.tl.sbnn` was set up on an internal copy of the
-        data; passing the user's object (the one it was trained on, e.g. after
-        ``write_h5mu``/``read_h5mu``) rebuilds that copy from it, matching genes and
-        target features by name. Other arguments as :meth:`scvi.model.base.BaseModelClass.load`.
+        data; the user's object (the one it was trained on, e.g. after
+        ``write_h5mu``/``read_h5mu``) gives that copy again, genes and target features
+        matched by name.
         """
         if isinstance(adata, MuData):
-            from scvi.model.base._save_load import _load_saved_files
-
-            attr, _, _, _ = _load_saved_files(
-                str(dir_path), False, map_location="cpu", prefix=kwargs.get("prefix")
-            )
-            prep = attr.get("preprocessing_")
-            setup = attr["registry_"].get("setup_args", {})
+            prep = saved.attr.get("preprocessing_")
+            setup = saved.attr["registry_"].get("setup_args", {})
             if prep and not (setup.get("x") in adata.mod and setup.get("y") in adata.mod):
                 from ._query import internal_from_user
 
-                adata = internal_from_user(adata, prep)
-        return super().load(dir_path, adata=adata, **kwargs)
+                return internal_from_user(adata, prep)
+        return adata
 
     # ------------------------------------------------------------- inference
     @property

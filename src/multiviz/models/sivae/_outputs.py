@@ -3,7 +3,8 @@
 A mixin so that ``_model.py`` holds construction and training only. Every method accepts
 ``adata=`` with new cells: genes are matched to the model's genes by name (extra genes are
 ignored, reordered genes are put back in order) and a missing gene is a clear
-:class:`~multiviz.InputError`.
+:class:`~multiviz.InputError`. Saving and loading come from
+:class:`~multiviz.models._save.ModelFilesMixin`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from scvi import REGISTRY_KEYS
 
 from multiviz._validate import InputError, check_positive_int
 
+from .._save import ModelFilesMixin
 
-class SIVAEOutputsMixin:
-    """Scores, loadings, per-gene R², centrality and samples of a trained siVAE."""
+
+class SIVAEOutputsMixin(ModelFilesMixin):
+    """Scores, loadings, per-gene R², centrality and samples of a trained siVAE; its files."""
 
     def _match_genes(self, adata: AnnData | None) -> AnnData | None:
         """``adata`` with the model's genes in the model's order (genes matched by name)."""
