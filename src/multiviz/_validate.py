@@ -165,19 +165,45 @@ def _values(X) -> np.ndarray:
     return np.asarray(X)
 
 
-def check_numeric(X, arg: str) -> None:
-    """Require a numeric (integer, unsigned, float or bool) matrix."""
+def _non_numeric_columns(X, names: Sequence[Any] | None) -> list[str]:
+    """Columns of a dense 2-d ``X`` holding a value that is not a number (e.g. ``'n/a'``)."""
+    values = np.asarray(X, dtype=object)
+    if values.ndim != 2:
+        return []
+    bad = []
+    for j in range(values.shape[1]):
+        column = pd.to_numeric(pd.Series(values[:, j]), errors="coerce")
+        if (column.isna() & pd.Series(values[:, j]).notna()).any():
+            bad.append(str(names[j]) if names is not None else f"column {j}")
+    return bad
+
+
+def check_numeric(X, arg: str, *, names: Sequence[Any] | None = None) -> None:
+    """Require a numeric (integer, unsigned, float or bool) matrix.
+
+    ``names`` (the features, e.g. ``var_names``) lets the message name the columns
+    that hold text.
+    """
     values = _values(X)
     if values.dtype.kind not in "biuf":
+        bad = [] if sparse.issparse(X) else _non_numeric_columns(values, names)
+        which = (
+            f"; non-numeric features: {bad[:10]}{' ...' if len(bad) > 10 else ''}"
+            if bad
+            else " (numbers stored as text)"
+        )
         raise InputError(
-            f"`{arg}` must be numeric, got dtype {values.dtype}. Convert the column(s) to numbers "
-            "(e.g. `pd.to_numeric`) or drop the non-numeric ones."
+            f"`{arg}` must be numeric, got dtype {values.dtype}{which}. Every feature must "
+            "hold numbers: convert them (e.g. `pd.to_numeric(column, errors='coerce')`, text "
+            "such as 'n/a' becomes NaN) or drop the non-numeric features."
         )
 
 
-def check_finite(X, arg: str, *, allow_nan: bool = False) -> None:
+def check_finite(
+    X, arg: str, *, allow_nan: bool = False, names: Sequence[Any] | None = None
+) -> None:
     """Require no inf (and no NaN unless ``allow_nan``); reports the count and first position."""
-    check_numeric(X, arg)
+    check_numeric(X, arg, names=names)
     values = _values(X)
     if values.dtype.kind != "f":
         return
@@ -222,7 +248,10 @@ def check_counts(X, arg: str) -> None:
 def check_min_obs(n: int, minimum: int, arg: str, what: str = "cells") -> None:
     """Require at least ``minimum`` cells (or genes, ``what``)."""
     if n < minimum:
-        raise InputError(f"`{arg}` has {n} {what}, but at least {minimum} are needed.")
+        raise InputError(
+            f"`{arg}` has {n} {what}, but at least {minimum} are needed: too few {what}. "
+            f"Use more {what}."
+        )
 
 
 def check_n_top(n_top: int, n_vars: int, arg: str = "n_top_genes") -> None:

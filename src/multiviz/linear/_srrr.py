@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskElasticNet
 
 from .. import _logging as logg
+from .._validate import InputError
 from .._warnings import FitQualityWarning
 
 
@@ -242,6 +243,24 @@ def lambda_max(X, Y, rank: int, alpha: float = 1.0) -> float:
     return float(np.linalg.norm(grad, axis=1).max() / max(alpha, 1e-3))
 
 
+def check_varying_genes(X: np.ndarray, n_genes: int) -> None:
+    """Refuse a gene budget above the genes that vary: a constant gene is never selected.
+
+    A gene constant over the fitting cells (e.g. all zero) has no gradient under the
+    group lasso, so no penalty selects it; ``n_genes`` above the varying genes would
+    only end in a penalty path that never reaches the budget.
+    """
+    n_varying = int(np.count_nonzero(np.ptp(np.asarray(X), axis=0) > 0)) if len(X) else 0
+    if n_genes > n_varying:
+        n_constant = X.shape[1] - n_varying
+        raise InputError(
+            f"`n_genes`={n_genes} exceeds the {n_varying} genes that vary over the fitting "
+            f"cells: {n_constant} of the {X.shape[1]} genes are constant there (zero "
+            "variance, e.g. all zero) and can never be selected. Lower `n_genes` to at most "
+            f"{n_varying}, or drop the constant genes (e.g. pass the varying ones as `genes=`)."
+        )
+
+
 def srrr_budget(
     X,
     Y,
@@ -271,6 +290,7 @@ def srrr_budget(
     Xc, Yc, x_mean, y_mean = _center(X, Y)
     if n_genes > Xc.shape[1]:
         raise ValueError(f"`n_genes`={n_genes} exceeds the number of genes ({Xc.shape[1]}).")
+    check_varying_genes(Xc, n_genes)
     lmax = lambda_max(X, Y, rank, alpha)
     rows: list[dict] = []
     best_over: tuple | None = None  # largest lam whose fit selects more than n_genes

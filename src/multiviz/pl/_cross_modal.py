@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mudata import MuData
 
-from .._validate import InputError, check_mudata, get_modality
+from .._validate import InputError, check_mudata, get_layer, get_modality
 from ._utils import finish, new_figure
 
 
@@ -71,13 +71,13 @@ def cross_modal(
     """
     check_mudata(mdata)
     adata = get_modality(mdata, target, "target")
+    obs = get_layer(adata, layer, "layer")  # lists the available layers
     pred_key = f"{key}_from_{source}"
     if pred_key not in adata.layers:
         raise InputError(
             f"`mdata[{target!r}].layers[{pred_key!r}]` is missing; run "
             f"`mv.tl.cross_modal_predict(mdata, source={source!r}, target={target!r})` first."
         )
-    obs = adata.X if layer is None else adata.layers[layer]
     obs = np.asarray(obs.toarray() if hasattr(obs, "toarray") else obs, dtype=float)
     pred = np.asarray(adata.layers[pred_key], dtype=float)
     ok = np.isfinite(pred).all(1)

@@ -25,9 +25,14 @@ from .._validate import (
     resolve_target,
 )
 from .._warnings import DataWarning
-from ._args import TECHNICAL_GENES, check_prepare_args, excluded_mask
+from ._args import TECHNICAL_GENES, all_excluded_error, check_prepare_args, excluded_mask
 from ._gene_selection import detection_gene_selection
-from ._targets import check_log_features, resolve_target_transform, transform_targets
+from ._targets import (
+    check_log_features,
+    check_some_varying,
+    resolve_target_transform,
+    transform_targets,
+)
 from ._zscore import apply_zscore, fit_zscore
 
 _READS_VS_UMIS = 1e5  # median library size above which counts are taken to be reads
@@ -122,7 +127,8 @@ def prepare_paired(
 
     1. drop cells with NaN in any target feature (``drop_nan``; the count is logged);
     2. drop technical genes from the predictors: names matching ``exclude_genes``
-       (default: mitochondrial ``MT-``/``mt-`` genes and ``ERCC-`` spike-ins), plus
+       (default: mitochondrial ``MT-``/``mt-`` genes, ``ERCC-`` spike-ins and ribosomal
+       RNA genes such as ``RNA28S5``/``Rn45s``), plus
        ribosomal protein genes if ``exclude_ribosomal``; their names are logged and kept
        in ``uns["prepare_paired"]["excluded_genes"]``;
     3. select ``n_top_genes`` of the remaining genes — by default with the detection-rate
@@ -177,7 +183,9 @@ def prepare_paired(
     exclude_genes
         Regular expression; genes whose name matches are never predictors (removed with
         ``subset=True``, never flagged ``highly_variable`` otherwise). Default
-        ``"^(MT-|mt-|Mt-|ERCC-)"``; None keeps every gene (the paper's recipe on M1).
+        :data:`multiviz.pp._args.TECHNICAL_GENES` (``MT-``/``mt-``, ``ERCC-`` and rRNA
+        genes ``RNA28S5``, ``RNA18S5``, ``RNA45SN*``, ``RNA5-8S*``, mouse ``Rn45s`` …); None
+        keeps every gene (the paper's recipe on M1).
     exclude_ribosomal
         Also exclude ribosomal protein genes (``RPL``/``RPS``, ``Rpl``/``Rps``).
     drop_nan
@@ -254,13 +262,14 @@ def prepare_paired(
     counts = get_layer(rna, layer)
     check_counts(counts, f"mdata[{x!r}]" + (f".layers[{layer!r}]" if layer else ".X"))
     y_values = target.X.toarray() if sparse.issparse(target.X) else np.asarray(target.X)
-    check_finite(y_values, f"mdata[{y!r}].X", allow_nan=drop_nan)
+    check_finite(y_values, f"mdata[{y!r}].X", allow_nan=drop_nan, names=target.var_names)
     y_values = np.array(y_values, dtype=np.float64)
 
     keep = ~np.isnan(y_values).any(axis=1)
     n_dropped = int((~keep).sum())
     check_min_obs(int(keep.sum()), 3, f"mdata (cells with complete `{y}` targets)")
     y_kept = y_values[keep]
+    check_some_varying(y_kept, y)
     transform = resolve_target_transform(
         target_transform, y, y_kept, log_features=bool(log_features)
     )
@@ -270,10 +279,7 @@ def prepare_paired(
     excluded = excluded_mask(rna, pattern)
     candidates = ~excluded
     if not candidates.any():
-        raise InputError(
-            f"`exclude_genes={exclude_genes!r}` excludes all {rna.n_vars} genes of "
-            f"mdata[{x!r}]; pass a narrower pattern or `exclude_genes=None`."
-        )
+        raise all_excluded_error(rna, x, exclude_genes, exclude_ribosomal)
     n_top = int(n_top_genes)
     if gene_selection != "none" and n_top > int(candidates.sum()):
         logg.warning(

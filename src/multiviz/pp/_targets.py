@@ -122,3 +122,18 @@ def check_log_features(
             "`target_transform='clr'` (ADT counts) instead of adding a pseudo-count by hand."
         )
     return log_mask
+
+
+def check_some_varying(values: np.ndarray, y: str) -> None:
+    """Refuse targets in which every feature is constant: there is nothing to predict."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] < 2 or values.shape[1] == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        spread = np.nanmax(values, axis=0) - np.nanmin(values, axis=0)
+    if not (spread > 0).any():
+        raise InputError(
+            f"Every target feature of mdata[{y!r}] is constant over the {values.shape[0]} "
+            f"cells ({values.shape[1]} features): there is nothing to predict. Check that `y` "
+            "names the right modality and that its values were filled in (not a placeholder)."
+        )

@@ -25,6 +25,12 @@ from .._validate import (
     get_modality,
 )
 from .._warnings import DataWarning
+from ._cca_checks import (
+    check_cca_sizes,
+    check_new_features,
+    check_paired_cells,
+    warn_if_scaled_differently,
+)
 
 __all__ = ["PCCCA", "cca", "cca_project"]
 
@@ -40,7 +46,7 @@ class PCCCA:
 
     def __init__(self, n_components: int = 3, n_pcs: Sequence[int] = (20, 20), random_state=0):
         self.n_components = n_components
-        self.n_pcs = tuple(n_pcs)
+        self.n_pcs = tuple(n_pcs)  # mv.tl.cca passes them already capped (_cca_checks)
         self.random_state = random_state
 
     def fit(self, Xa: np.ndarray, Xb: np.ndarray) -> PCCCA:
@@ -177,16 +183,13 @@ def cca(
     layers = dict(layers or {})
     data, rows = [], []
     for mod in modalities:
-        X = get_layer(get_modality(mdata, mod, "modalities"), layers.get(mod), f"layers[{mod!r}]")
-        check_finite(X, f"mdata[{mod!r}]")
+        adata = get_modality(mdata, mod, "modalities")
+        X = get_layer(adata, layers.get(mod), f"layers[{mod!r}]")
+        check_finite(X, f"mdata[{mod!r}]", names=adata.var_names)
         data.append(_dense(X))
         rows.append(modality_rows(mdata, mod))
     paired = (rows[0] >= 0) & (rows[1] >= 0)
-    if paired.sum() <= n_components + 1:
-        raise InputError(
-            f"{int(paired.sum())} cells are present in both modalities; CCA with "
-            f"`n_components={n_components}` needs more."
-        )
+    check_paired_cells(int(paired.sum()), modalities)
     fit_rows = [data[k][rows[k][paired]] for k in range(2)]
     used, dropped = [], {}
     for k, mod in enumerate(modalities):
@@ -202,6 +205,9 @@ def cca(
                 category=DataWarning,
             )
         used.append(~const)
+    pcs = check_cca_sizes(
+        int(paired.sum()), [int(u.sum()) for u in used], pcs, n_components, modalities
+    )
     with logg.timed(f"fitting PC-CCA ({n_components} components) on {int(paired.sum())} cells"):
         model = PCCCA(n_components, pcs, random_state).fit(
             fit_rows[0][:, used[0]], fit_rows[1][:, used[1]]
@@ -295,6 +301,7 @@ def cca_project(
             f"`reference` holds no PC-CCA under `key={key!r}`; run "
             f"`mv.tl.cca(reference, key_added={key!r})` first."
         )
+    check_new_features(adata, modality)
     cols = adata.var_names.get_indexer(ref.var_names)
     W = np.asarray(ref.varm[wkey], dtype=np.float64)
     needed = np.abs(W).sum(axis=1) > 0
@@ -304,7 +311,16 @@ def cca_project(
             f"{len(miss)} features the PC-CCA uses are missing from `adata`, e.g. {miss[:5]}."
         )
     X = _dense(get_layer(adata, layer, "layer"))
-    check_finite(X, "adata")
+    check_finite(X, "adata", names=adata.var_names)
     Xm = np.zeros((adata.n_obs, ref.n_vars))
     Xm[:, needed] = X[:, cols[needed]]
+    ref_layer = (info.get("params", {}).get("layers", {}) or {}).get(modality) or None
+    ref_X = ref.X if ref_layer is None else ref.layers.get(ref_layer)
+    warn_if_scaled_differently(
+        Xm[:, needed],
+        None if ref_X is None else _dense(ref_X)[:, needed],
+        ref.var_names[needed],
+        modality,
+        ref,
+    )
     return (Xm @ W + np.asarray(info["offset"][modality])).astype(np.float32)

@@ -25,6 +25,7 @@ from ._cv_checks import (
     lin_pred,
     min_training_cells,
     safe_first_call,
+    scorable_features,
     warn_if_linear_is_better,
     warn_if_no_better_than_mean,
 )
@@ -43,6 +44,12 @@ def cv_folds(n_obs: int, n_folds: int = 10, random_state: int = 0) -> np.ndarray
     (1213,)
     """
     random_state = check_random_state(random_state)
+    n_folds = check_int(n_folds, "n_folds", minimum=2)
+    if n_obs < n_folds:
+        raise InputError(
+            f"`n_folds`={n_folds} is more than the {n_obs} cells: each fold needs at least "
+            f"one test cell. Lower `n_folds` to at most {n_obs}, or use more cells."
+        )
     folds = np.empty(n_obs, dtype=int)
     for k, (_, test) in enumerate(
         KFold(n_folds, shuffle=True, random_state=random_state).split(np.arange(n_obs))
@@ -228,6 +235,7 @@ def cross_validate(
             _, pred_tr = fit.forward(tr.X)
             in_fold = (fold_of[everyone] == k) if return_predictions else slice(None)
             y_te, p_te = te.Y[in_fold], pred_te[in_fold]
+            ok = scorable_features(y_te, te.feature_names, k)
             check_fit_finite(
                 [pred_te, pred_tr, lat_te],
                 model=what,
@@ -247,25 +255,24 @@ def cross_validate(
                 {
                     **common,
                     "feature": "all",
-                    "r2": r2_score(y_te, p_te),
+                    "r2": r2_score(y_te[:, ok], p_te[:, ok]),
                     "r2_train": r2_score(tr.Y, pred_tr),
                     **(
                         {}
                         if lin is None
-                        else {"r2_linear": r2_score(y_te, lin_pred(lin, te, in_fold))}
+                        else {"r2_linear": r2_score(y_te[:, ok], lin_pred(lin, te, in_fold)[:, ok])}
                     ),
                 }
             )
-            for f, r, rt in zip(
-                te.feature_names, r2_per_feature(y_te, p_te), r2_per_feature(tr.Y, pred_tr)
-            ):
+            r2_test = np.where(ok, r2_per_feature(y_te, p_te), np.nan)
+            for f, r, rt in zip(te.feature_names, r2_test, r2_per_feature(tr.Y, pred_tr)):
                 rows.append({**common, "feature": str(f), "r2": float(r), "r2_train": float(rt)})
             logg.info(
                 "    %s fold %d: test R² %.3f", method, k, rows[-len(te.feature_names) - 1]["r2"]
             )
         df = pd.DataFrame(rows)
         check_fit_finite(
-            df[["r2", "r2_train"]],
+            df[["r2", "r2_train"]].dropna(subset="r2"),  # NaN: constant in the test fold
             model=what,
             phase="scoring",
             hint="A target may be constant within a fold; drop it",

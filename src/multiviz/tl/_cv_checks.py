@@ -147,3 +147,35 @@ def warn_if_linear_is_better(df, n_train: int, kwargs: dict) -> bool:
         category=FitQualityWarning,
     )
     return True
+
+
+def scorable_features(y_test: np.ndarray, names, fold: int) -> np.ndarray:
+    """Mask of target features whose held-out R² means something in this fold.
+
+    A feature constant over the fold's test cells (but not the training cells) has an R²
+    whose denominator is only the distance of that constant from the training mean: any
+    prediction error scores it far below 0 (e.g. -8.8), which would dominate the mean
+    over features. Such features get a :class:`FitQualityWarning` naming them and the
+    fold; :func:`multiviz.tl.cross_validate` reports their R² as NaN and leaves them out
+    of the fold's ``"all"`` row. A test fold of one cell is scored as it is.
+    """
+    from .. import _logging as logg
+    from .._warnings import FitQualityWarning
+
+    y_test = np.asarray(y_test)
+    if y_test.shape[0] < 2:
+        return np.ones(y_test.shape[1], dtype=bool)
+    ok = np.ptp(y_test, axis=0) > 0
+    if not ok.all():
+        bad = [str(n) for n in np.asarray(names)[~ok]]
+        logg.warning(
+            "cross_validate: %d target feature(s) are constant over the test cells of fold %d, "
+            "so their held-out R² is undefined: %s. Their R² in that fold is NaN and they are "
+            "left out of the fold's 'all' row. Use fewer folds (more test cells per fold) or "
+            "drop features that are nearly constant.",
+            len(bad),
+            fold,
+            ", ".join(bad[:10]) + (" ..." if len(bad) > 10 else ""),
+            category=FitQualityWarning,
+        )
+    return ok

@@ -18,6 +18,7 @@ from .._validate import (
     _values,
     check_finite,
     check_mudata,
+    check_numeric,
     check_paired,
     get_layer,
     get_modality,
@@ -25,6 +26,9 @@ from .._validate import (
     resolve_var_mask,
 )
 from .._warnings import DataWarning
+
+FEW_CELLS = 10
+"""Below this many cells, :func:`check_prepared` refuses only clearly unscaled targets."""
 
 
 @dataclass
@@ -86,10 +90,19 @@ def check_prepared(mdata: MuData, x: str = "rna", y: str | None = None) -> None:
     let a handful of highly expressed genes (mitochondrial, *Actb*, spike-ins) dominate
     and give meaningless scores, so they are an error. Targets count as z-scored when
     every feature's mean is within ±1 and its SD within [0.2, 5] (a subset of prepared
-    cells passes).
+    cells passes). The cell count is checked first: fewer than 2 cells is an error, and
+    fewer than :data:`FEW_CELLS` cannot tell a subset of z-scored cells from unscaled
+    data, so only clearly unscaled targets (mean outside ±5, SD above 20) are refused
+    there and the tool's own minimum number of cells speaks.
     """
     y = resolve_target(mdata, y, "y")
     rna, target = get_modality(mdata, x, "x"), mdata.mod[y]
+    if mdata.n_obs < 2:
+        raise InputError(
+            f"`mdata` has {mdata.n_obs} cells: too few cells to fit a model (at least 2, and "
+            "sRRR needs 3, the sBNN 40 with pre-training). Use more cells."
+        )
+    check_numeric(target.X, f"mdata[{y!r}].X (the target modality)", names=target.var_names)
     hint = (
         f"Run `mv.pp.prepare_paired(mdata, x={x!r}, y={y!r})` first: it normalises and "
         "log-transforms the counts and z-scores genes and targets (the sBNN paper's recipe)."
@@ -113,7 +126,10 @@ def check_prepared(mdata: MuData, x: str = "rna", y: str | None = None) -> None:
         Y = Y.astype(np.float64)
         mean, sd = np.nanmean(Y, axis=0), np.nanstd(Y, axis=0)
         varying = sd > 0
-        bad = varying & ((np.abs(mean) > 1) | (sd < 0.2) | (sd > 5))
+        if Y.shape[0] < FEW_CELLS:  # a few cells of z-scored data stray far from 0 / 1
+            bad = varying & ((np.abs(mean) > 5) | (sd > 20))
+        else:
+            bad = varying & ((np.abs(mean) > 1) | (sd < 0.2) | (sd > 5))
         if bad.any():
             names = [str(n) for n in target.var_names[bad][:5]]
             raise InputError(
@@ -141,6 +157,7 @@ def resolve_inputs(mdata, x: str, y: str | None, genes, layer: str | None, y_lay
         Y,
         f"mdata[{y!r}] ({'X' if y_layer is None else y_layer}); NaN targets must be "
         "dropped first, e.g. with `mv.pp.prepare_paired(drop_nan=True)`",
+        names=target.var_names,
     )
     return y, rna, target, mask
 
