@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import mudata as md
 import numpy as np
 import pandas as pd
@@ -177,6 +179,9 @@ def cross_validate(
     return_predictions = check_bool(return_predictions, "return_predictions")
     linear_baseline = check_bool(linear_baseline, "linear_baseline") and method == "sbnn"
     check_model_kwargs(method, kwargs, "cross_validate")
+    from ..train._accelerator import check_accelerator
+
+    check_accelerator(kwargs.get("accelerator", "auto"))
     y, rna, target, mask = resolve_inputs(mdata, x, y, genes, None, None)
     check_writable(mdata, "mdata")
     check_unique_names(mdata, "mdata")
@@ -209,7 +214,7 @@ def cross_validate(
     params = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
     key = key_added or f"cv_{method}"
     everyone = np.arange(n_obs)
-    from ..train import fit_context, resolve_progress_bar
+    from ..train import fit_context, format_elapsed, resolve_progress_bar
 
     progress = resolve_progress_bar(enable_progress_bar)
     what = f"{len(run)}-fold CV of " + (
@@ -217,20 +222,41 @@ def cross_validate(
         if method == "sbnn"
         else f"sRRR-{kwargs.get('rank', 2)}"
     )
+    start, logged = time.monotonic(), set()
+
+    def log_fold(i: int, r2: float) -> None:  # as each fold's fit finishes
+        logg.info(
+            "    %s fold %d (%d of %d): test R² %.3f, %s elapsed",
+            method,
+            run[i],
+            i + 1,
+            len(run),
+            r2,
+            format_elapsed(time.monotonic() - start),
+        )
+        logged.add(run[i])
+
+    def fold_done(i: int, fit) -> None:  # sequential sBNN: score each fold when it is trained
+        k, (_, te) = run[i], arrays[i]
+        in_fold = (fold_of == k) if return_predictions else slice(None)
+        log_fold(i, r2_score(te.Y[in_fold], fit.forward(te.X)[1][in_fold]))
+
     with fit_context(what):
         arrays = []
         for k in run:
             train = np.flatnonzero(fold_of != k)
             test = everyone if return_predictions else np.flatnonzero(fold_of == k)
             arrays.append(fold_arrays(mdata, train, test, x=x, y=y, genes=genes))
-        fits = _fit_folds(method, arrays, kwargs, ensemble=ensemble, progress=progress)
+        fits = _fit_folds(
+            method, arrays, kwargs, ensemble=ensemble, progress=progress, on_fold_done=fold_done
+        )
         linear = (
             _fit_folds("srrr", arrays, baseline_kwargs(kwargs), ensemble=False, progress=False)
             if linear_baseline
             else [None] * len(fits)
         )
         rows, preds, latents = [], {}, {}
-        for k, (tr, te), fit, lin in zip(run, arrays, fits, linear):
+        for i, (k, (tr, te), fit, lin) in enumerate(zip(run, arrays, fits, linear)):
             lat_te, pred_te = fit.forward(te.X)
             _, pred_tr = fit.forward(tr.X)
             in_fold = (fold_of[everyone] == k) if return_predictions else slice(None)
@@ -267,9 +293,8 @@ def cross_validate(
             r2_test = np.where(ok, r2_per_feature(y_te, p_te), np.nan)
             for f, r, rt in zip(te.feature_names, r2_test, r2_per_feature(tr.Y, pred_tr)):
                 rows.append({**common, "feature": str(f), "r2": float(r), "r2_train": float(rt)})
-            logg.info(
-                "    %s fold %d: test R² %.3f", method, k, rows[-len(te.feature_names) - 1]["r2"]
-            )
+            if k not in logged:  # folds trained together (ensemble, sRRR) finish together
+                log_fold(i, rows[-len(te.feature_names) - 1]["r2"])
         df = pd.DataFrame(rows)
         check_fit_finite(
             df[["r2", "r2_train"]].dropna(subset="r2"),  # NaN: constant in the test fold
@@ -292,7 +317,7 @@ def cross_validate(
     return df, out_pred, out_lat
 
 
-def _fit_folds(method, arrays, kwargs, *, ensemble, progress):
+def _fit_folds(method, arrays, kwargs, *, ensemble, progress, on_fold_done=None):
     if method == "srrr":
         return [fit_srrr_member(tr, kwargs) for tr, _ in arrays]
     trains = [tr for tr, _ in arrays]
@@ -303,13 +328,14 @@ def _fit_folds(method, arrays, kwargs, *, ensemble, progress):
     from tqdm.auto import tqdm
 
     with tqdm(total=len(trains), disable=not progress, desc="folds", unit="fold") as bar:
+
+        def done(i: int, fit) -> None:
+            bar.update(1)
+            if on_fold_done is not None:
+                on_fold_done(i, fit)
+
         return fit_sbnn_members(
-            trains,
-            seeds,
-            params,
-            ensemble=False,
-            progress=False,
-            on_member_done=lambda _: bar.update(1),
+            trains, seeds, params, ensemble=False, progress=False, on_member_done=done
         )
 
 
