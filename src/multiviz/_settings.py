@@ -1,4 +1,4 @@
-"""Package settings: verbosity and the number of torch threads used during fits."""
+"""Package settings: verbosity, torch threads and progress lines during fits."""
 
 from __future__ import annotations
 
@@ -24,11 +24,17 @@ class Settings:
         many-core machine was not measured; set more threads there if they help. At most
         the number of CPU cores this process may use (its affinity mask): more threads
         only compete for the cores, so a larger value is an :class:`~multiviz.InputError`.
+    progress_interval
+        Seconds of wall time between progress lines of a fit that shows no progress bar
+        (outside a terminal or notebook: scripts, batch jobs): each line names the model
+        and phase, the epoch out of the total, the time elapsed and an estimate of the time
+        left, logged at INFO. Default 30; ``None`` turns the lines off.
     """
 
     def __init__(self) -> None:
         self._verbosity = 2
         self._num_threads: int | None = 1
+        self._progress_interval: float | None = 30.0
         set_verbosity(self._verbosity)
 
     @property
@@ -50,8 +56,26 @@ class Settings:
     def num_threads(self, value: int | None) -> None:
         self._num_threads = check_num_threads(value, "mv.settings.num_threads")
 
+    @property
+    def progress_interval(self) -> float | None:
+        """Seconds between progress lines of a fit without a progress bar (``None``: off)."""
+        return self._progress_interval
+
+    @progress_interval.setter
+    def progress_interval(self, value: float | None) -> None:
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(
+                    f"`mv.settings.progress_interval` must be seconds >= 0 or None, got {value!r}."
+                )
+            value = float(value)
+        self._progress_interval = value
+
     def __repr__(self) -> str:
-        return f"multiviz.settings(verbosity={self._verbosity}, num_threads={self._num_threads})"
+        return (
+            f"multiviz.settings(verbosity={self._verbosity}, num_threads={self._num_threads}, "
+            f"progress_interval={self._progress_interval})"
+        )
 
 
 settings = Settings()

@@ -132,9 +132,12 @@ def fit_sbnn_members(
     *,
     ensemble: bool,
     progress: bool,
-    on_member_done: Callable[[int], None] | None = None,
+    on_member_done: Callable[[int, Fitted], None] | None = None,
 ) -> list[Fitted]:
-    """Train one sBNN per ``(training set, seed)``: stacked (``ensemble``) or sequentially."""
+    """Train one sBNN per ``(training set, seed)``: stacked (``ensemble``) or sequentially.
+
+    ``on_member_done(k, fitted)`` is called as each sequential member finishes.
+    """
     model_kw, train_kw = _split_sbnn(params)
     if not ensemble:
         from ._sbnn import fit_sbnn
@@ -154,7 +157,7 @@ def fit_sbnn_members(
                 )
             )
             if on_member_done is not None:
-                on_member_done(k)
+                on_member_done(k, out[-1])
         return out
     return _fit_ensemble(trains, seeds, model_kw, train_kw, progress)
 

@@ -182,7 +182,7 @@ def fit_context(what: str) -> Iterator[None]:
                 yield
             except SystemExit as exc:  # Lightning's reaction to Ctrl-C
                 raise KeyboardInterrupt(f"{what} interrupted; nothing was written.") from exc
-            except (TypeError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # Lightning's MisconfigurationException is no ValueError
                 if isinstance(exc, InputError | FitError):
                     raise
                 translated = _translate(exc)

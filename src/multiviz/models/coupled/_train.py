@@ -30,7 +30,9 @@ from ..._validate import (
     check_kwargs,
 )
 from ...train import fit_context, resolve_progress_bar
+from ...train._accelerator import check_accelerator
 from ...train._precision import check_precision
+from ...train._progress import progress_callbacks
 from ...train._strategy import check_strategy
 from ._data import batcher_of
 from ._loader import CoupledDataSplitter
@@ -243,6 +245,7 @@ class CoupledTrainingMixin:
             spawn_reason="keep the trained weights. Use `strategy='ddp'` from a script.",
         )
         precision = check_precision(precision, accelerator, model="the coupled autoencoder")
+        check_accelerator(accelerator)
         check_kwargs(trainer_kwargs, TRAINER_KWARGS, "CoupledAutoencoder.train")
         split = self._split(train_size)
         if early_stopping and len(split[1]) == 0:
@@ -258,6 +261,7 @@ class CoupledTrainingMixin:
             trainer_kwargs["strategy"] = strategy
         callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
         callbacks.append(_StopOnNonFinite(lr))
+        callbacks += progress_callbacks("coupled autoencoder", progress)
         with fit_context("coupled autoencoder"):
             with torch.random.fork_rng(devices=[]):  # seeded; the global RNG is kept
                 torch.manual_seed(self.random_state)

@@ -321,7 +321,8 @@ def train_ensemble(
         First screen after this many lasso epochs (10; the paper's lasso "kicks in"
         after ~10 epochs), then every ``screen_every`` (5) lasso epochs.
     enable_progress_bar
-        Show an epoch progress bar.
+        Show an epoch progress bar; without one, a progress line is logged every
+        ``mv.settings.progress_interval`` seconds.
 
     Returns
     -------
@@ -352,12 +353,21 @@ def train_ensemble(
         screen_every=screen_every,
     )
     total = int(sum(p.epochs for p in phases))
-    from tqdm.auto import tqdm
+    if not enable_progress_bar:  # progress lines in the log instead (scripts, batch jobs)
+        from ...train._progress import EpochProgress
 
-    with tqdm(
-        total=total, disable=not enable_progress_bar, desc="sBNN ensemble", unit="epoch"
-    ) as bar:
-        run.run(bar)
+        def label() -> str:
+            k = min(max(run.plans[0]._phase_idx, 0), len(phases) - 1)
+            return (
+                f"sBNN ensemble ({len(members)} members) {phases[k].name} ({k + 1}/{len(phases)})"
+            )
+
+        run.run(EpochProgress(label, total))
+    else:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc="sBNN ensemble", unit="epoch") as bar:
+            run.run(bar)
     return [
         MemberFit(
             module=mod,

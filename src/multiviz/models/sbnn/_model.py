@@ -297,6 +297,8 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         """
         from ...metrics._r2 import r2_score
         from ...train import fit_context, resolve_progress_bar
+        from ...train._accelerator import check_accelerator
+        from ...train._progress import progress_callbacks
         from ._train_args import check_extra, check_outcome, resolve_schedule
 
         check_extra(kwargs, "SBNN.train")
@@ -307,6 +309,8 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         if bool(self.module.pruned):
             raise InputError("This model is already trained and pruned; create a new SBNN.")
         stepwise, precision = check_devices(devices, strategy, precision, data_on_device)
+        check_accelerator(accelerator)
+        progress = resolve_progress_bar(enable_progress_bar)
         epochs = resolve_schedule(
             pretrain=pretrain,
             epochs={
@@ -354,6 +358,11 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
                 max_steps_per_epoch=self._max_steps_per_epoch,
             )
             fits = phase_fits(training_plan, phases) if stepwise else [(0, None)]
+
+            def label(plan=training_plan) -> str:
+                k = min(max(plan._phase_idx, 0), len(plan.phases) - 1)
+                return f"{what} {plan.phases[k].name} ({k + 1}/{len(plan.phases)})"
+
             for offset, n_steps in fits:
                 training_plan._epoch_offset = offset
                 extra = {"use_distributed_sampler": False}
@@ -369,7 +378,8 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
                     accelerator=accelerator,
                     devices=devices if devices != "auto" or stepwise else 1,
                     limit_val_batches=0,
-                    enable_progress_bar=resolve_progress_bar(enable_progress_bar),
+                    enable_progress_bar=progress,
+                    callbacks=progress_callbacks(label, progress),
                     **extra,
                 )
                 with warnings.catch_warnings():

@@ -18,6 +18,7 @@ from scvi.train import TrainRunner
 
 from multiviz import _logging as logg
 from multiviz._validate import FitError, check_fit_finite
+from multiviz.train._progress import progress_callbacks
 
 from ._feature_input import build_feature_input, library_log_stats
 from ._plan import PHASE_NAMES, GeneDataModule
@@ -186,6 +187,11 @@ class SIVAEInitMixin:
                 stop = {}
                 if early_stopping and phase != 2:
                     stop = {"early_stopping": True, "early_stopping_monitor": "validation_loss"}
+                step = f"siVAE step {phase}/3 ({PHASE_NAMES[phase]})"
+                callbacks = [
+                    *(trainer_kwargs.get("callbacks") or []),
+                    *progress_callbacks(step, bool(trainer_kwargs.get("enable_progress_bar"))),
+                ]
                 with logg.timed(
                     f"siVAE step {phase}/3 ({PHASE_NAMES[phase]}, {n} epochs)", level=logging.DEBUG
                 ):
@@ -198,7 +204,7 @@ class SIVAEInitMixin:
                             accelerator=accelerator,
                             devices=devices,
                             **stop,
-                            **trainer_kwargs,
+                            **{**trainer_kwargs, "callbacks": callbacks},
                         )()
                     except ValueError as err:  # torch.distributions refusing a NaN parameter
                         if "Expected parameter" not in str(err):

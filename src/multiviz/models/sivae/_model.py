@@ -355,6 +355,7 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             fit, so build a new model with a lower ``lr``.
         """
         from multiviz.train import fit_context, resolve_progress_bar
+        from multiviz.train._accelerator import check_accelerator
         from multiviz.train._precision import check_precision
         from multiviz.train._strategy import check_strategy
 
@@ -365,6 +366,7 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             spawn_reason="train copies of the model and leave this one untrained.",
         )
         precision = check_precision(precision, accelerator, model="siVAE")
+        check_accelerator(accelerator)
         batch_size = check_int(batch_size, "batch_size")
         gene_batch_size_pretrain = check_int(gene_batch_size_pretrain, "gene_batch_size_pretrain")
         if joint_batch_size is None:
