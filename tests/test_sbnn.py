@@ -73,7 +73,15 @@ def test_outputs_written_and_roundtrip(fitted, tmp_path):
     assert m.obsm["X_sbnn"].shape == (m.n_obs, 2)
     np.testing.assert_array_equal(m["rna"].obsm["X_sbnn"], m.obsm["X_sbnn"])
     pred = m["ephys"].layers["sbnn_pred"]
-    assert m.uns["sbnn"]["r2_train"] == pytest.approx(r2_score(m["ephys"].X, pred), rel=1e-6)
+    train = ~m.obs_names.isin(m.uns["sbnn"]["heldout_cells"])
+    Y = m["ephys"].X
+    mean = Y[train].mean(0)
+    assert m.uns["sbnn"]["r2_train"] == pytest.approx(
+        r2_score(Y[train], pred[train], train_mean=mean), rel=1e-6
+    )
+    assert m.uns["sbnn"]["r2_heldout"] == pytest.approx(
+        r2_score(Y[~train], pred[~train], train_mean=mean), rel=1e-6
+    )
     genes_pred = m["rna"].obsm["sbnn_genes_pred"]
     assert list(genes_pred.columns) == list(model.selected_genes)
     hist = m.uns["sbnn"]["history"]
@@ -84,7 +92,7 @@ def test_outputs_written_and_roundtrip(fitted, tmp_path):
         "pruned",
         "gene_decoder",
     ]
-    epochs = default_epochs(m.n_obs)
+    epochs = default_epochs(m.n_obs - m.uns["sbnn"]["n_heldout"])  # the training cells
     assert len(hist) == sum(epochs[f"{k}_epochs"] for k in ("pretrain", "frozen", "unfrozen")) + (
         epochs["pruned_epochs"] + 20
     )

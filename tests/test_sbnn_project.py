@@ -78,7 +78,7 @@ def test_projecting_held_out_cells_matches_cross_validation_predictions():
 
     reference = raw[train].copy()
     mv.pp.prepare_paired(reference, x="rna", y="ephys", gene_selection="none")
-    model = mv.tl.sbnn(reference, return_model=True, **kw)
+    model = mv.tl.sbnn(reference, return_model=True, train_size=1.0, **kw)
     query = raw[test].copy()  # raw counts only
     project(query, model)
     var = reference["ephys"].var

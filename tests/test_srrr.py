@@ -27,11 +27,18 @@ def test_planted_drivers_recovered(sim):
     assert rna.varm["srrr_loadings"].shape == (rna.n_vars, 2)
     V = m.uns["srrr"]["V"]
     np.testing.assert_allclose(V.T @ V, np.eye(2), atol=1e-8)
-    # prediction = X W V' + mean; the stored R² is eq. (3) on the training data
+    # prediction = X W V' + mean; the stored R² is eq. (3) on the training cells
+    train = ~m.obs_names.isin(m.uns["srrr"]["heldout_cells"])
+    assert (~train).sum() == m.uns["srrr"]["n_heldout"] == round(0.1 * m.n_obs)
     pred = m["ephys"].layers["srrr_pred"]
     Y = m["ephys"].X
-    direct = 1 - np.sum((Y - pred) ** 2) / np.sum((Y - Y.mean(0)) ** 2)
+    Yt, pt = Y[train], pred[train]
+    direct = 1 - np.sum((Yt - pt) ** 2) / np.sum((Yt - Yt.mean(0)) ** 2)
     assert m.uns["srrr"]["r2_train"] == pytest.approx(direct, rel=1e-4)
+    # and the held-out R² is eq. (3) on the other cells, centred by the training mean
+    Yh, ph = Y[~train], pred[~train]
+    direct = 1 - np.sum((Yh - ph) ** 2) / np.sum((Yh - Yt.mean(0)) ** 2)
+    assert m.uns["srrr"]["r2_heldout"] == pytest.approx(direct, rel=1e-4)
 
 
 def test_objective_and_orthogonality(sim):

@@ -1,0 +1,32 @@
+"""The README's headline numbers are those of the committed benchmark results (issue 23, item 5)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {"sRRR-2": "srrr_rank2", "sRRR-full": "srrr_full", "sBNN-2": "sbnn2", "sBNN-64": "sbnn64"}
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end > 0 else None]
+
+
+def test_what_we_measured_matches_sbnn_table1():
+    readme = _section((REPO / "README.md").read_text(), "## What we measured")
+    table = json.loads((REPO / "benchmarks" / "results" / "sbnn_table1.json").read_text())
+    found = {
+        name: (float(mean), float(sd))
+        for name, mean, sd in re.findall(
+            r"(sRRR-2|sRRR-full|sBNN-2|sBNN-64) R² ([\d.]+) ± ([\d.]+)", readme
+        )
+    }
+    assert set(found) == set(MODELS), f"README names {sorted(found)}; expected {sorted(MODELS)}"
+    for name, (mean, sd) in found.items():
+        model = table["models"][MODELS[name]]
+        assert mean == round(model["r2_mean"], 3), (name, mean, model["r2_mean"])
+        assert sd == round(model["r2_sd"], 3), (name, sd, model["r2_sd"])
