@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from _objects import assert_unchanged, snapshot
+from _sbnn_helpers import TINY
 
 import multiviz as mv
 from multiviz import InputError
@@ -24,14 +25,6 @@ from multiviz.models import SBNN, SIVAE, CoupledAutoencoder, _save
 pytestmark = pytest.mark.filterwarnings(
     "ignore::multiviz.FitQualityWarning", "ignore:Cannot join columns:UserWarning"
 )
-
-TINY = {
-    "pretrain_epochs": 2,
-    "frozen_epochs": 2,
-    "unfrozen_epochs": 2,
-    "no_pretrain_epochs": 3,
-    "pruned_epochs": 3,
-}
 
 
 @pytest.fixture(scope="module", autouse=True)
