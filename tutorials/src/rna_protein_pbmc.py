@@ -39,7 +39,7 @@ mv.tl.srrr(mdata, y="protein", rank=2, n_genes=25)
 mv.tl.sbnn(mdata, y="protein", bottleneck=2, n_genes=25, random_state=0)
 genes = mdata["rna"].var.loc[mdata["rna"].var["sbnn_selected"], "sbnn_weight_norm"].sort_values(ascending=False)
 print("sBNN genes:", genes.index.tolist())
-print("train R² sBNN:", round(float(mdata.uns["sbnn"]["r2_train"]), 3))
+print("held-out R² sBNN:", round(float(mdata.uns["sbnn"]["r2_heldout"]), 3), "sRRR on the same cells:", round(float(mdata.uns["sbnn"]["r2_heldout_linear"]), 3), "train R²:", round(float(mdata.uns["sbnn"]["r2_train"]), 3))
 
 # %%
 mdata.obs["cd4_vs_cd8"] = np.where(
