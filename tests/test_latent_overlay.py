@@ -34,8 +34,12 @@ def test_masked_triangulation_keeps_gaps_empty():
     assert tri.mask.any()
 
 
+MAIN = ("sRRR-2 latent", "")  # the latent's title (first line) and colour bars
+
+
 def _first_lines(fig):
-    return [ax.get_title().split("\n")[0] for ax in fig.axes]
+    axes = fig if isinstance(fig, list) else fig.axes
+    return [ax.get_title().split("\n")[0] for ax in axes]
 
 
 def test_overlay_figure(fitted, tmp_path):
@@ -44,12 +48,15 @@ def test_overlay_figure(fitted, tmp_path):
     fig = mv.pl.latent_overlay(m, basis="srrr", genes=3, features=4, color="cell_type", save=path)
     assert path.exists() and path.stat().st_size > 0
     titles = _first_lines(fig)
-    contour_axes = [ax for ax in fig.axes if ax.collections and ax.get_title() not in ("srrr", "")]
-    assert "srrr" in titles
-    # default features: the best predicted, by training R² without a CV table
-    r2 = pd.Series(m.uns["srrr"]["r2_train_per_feature"]).sort_values(ascending=False)
+    contour_axes = [
+        ax for ax in fig.axes if ax.collections and titles[fig.axes.index(ax)] not in MAIN
+    ]
+    assert "sRRR-2 latent" in titles
+    # default features: the best predicted, by the fit's held-out R² without a CV table
+    r2 = pd.Series(m.uns["srrr"]["r2_heldout_per_feature"]).sort_values(ascending=False)
     assert [t for t in titles if t in list(r2.index)] == list(r2.index[:4])
-    assert all("train R²" in ax.get_title() for ax in fig.axes if ax.get_title() in r2.index)
+    feature_titles = [ax.get_title() for ax in fig.axes if _first_lines([ax])[0] in r2.index]
+    assert feature_titles and all("held-out R²" in t for t in feature_titles)
     # one shared symmetric colour scale over every overlay
     levels = {
         tuple(np.round(c.levels, 8))
@@ -61,7 +68,7 @@ def test_overlay_figure(fitted, tmp_path):
     lv = np.array(next(iter(levels)))
     assert lv[0] == pytest.approx(-lv[-1])
     # scatter uses one colour per category; the legend is outside every panel
-    main = fig.axes[titles.index("srrr")]
+    main = fig.axes[titles.index("sRRR-2 latent")]
     assert len(main.collections) == m.obs["cell_type"].nunique()
     fig.draw_without_rendering()
     legend_box = fig.legends[0].get_window_extent()
@@ -81,7 +88,11 @@ def test_overlay_ranks_features_by_held_out_r2(fitted):
     ]
     m.uns["cv_srrr"] = pd.DataFrame(rows)
     fig = mv.pl.latent_overlay(m, basis="srrr", genes=0, features=3, color=None)
-    titles = [ax.get_title() for ax in fig.axes if "R²" in ax.get_title()]
+    titles = [
+        ax.get_title()
+        for ax in fig.axes
+        if "R²" in ax.get_title() and not ax.get_title().startswith("sRRR")
+    ]
     assert [t.split("\n")[0] for t in titles] == names[::-1][:3]
     assert titles[0].endswith(f"CV R² {held_out[names[-1]]:.2f}")
     plt.close(fig)
@@ -112,7 +123,7 @@ def test_overlay_many_categories_on_data_and_mod_feature_colour(fitted):
     fig = mv.pl.latent_overlay(
         m, basis="srrr", genes=0, features=2, color="type77", legend_loc="on data"
     )
-    main = fig.axes[[a.get_title() for a in fig.axes].index("srrr")]
+    main = fig.axes[_first_lines(fig).index("sRRR-2 latent")]
     assert not fig.legends and main.get_legend() is None
     assert sorted(t.get_text() for t in main.texts) == sorted(f"t{i}" for i in range(77))
     plt.close(fig)
@@ -130,13 +141,12 @@ def test_overlay_many_categories_on_data_and_mod_feature_colour(fitted):
     fig = mv.pl.latent_overlay(
         m, basis="srrr", genes=[f"rna:{gene}"], features=[f"ephys:{feature}"], color=f"rna:{gene}"
     )
-    main = fig.axes[[a.get_title() for a in fig.axes].index("srrr")]
+    main = fig.axes[_first_lines(fig).index("sRRR-2 latent")]
     expr = np.asarray(m["rna"][:, gene].X).ravel()
     np.testing.assert_allclose(np.sort(main.collections[0].get_array()), np.sort(expr), rtol=1e-5)
     assert f"rna:{gene}" in [a.get_xlabel() for a in fig.axes]  # its colour bar
-    assert feature in _first_lines(fig) and f"{gene}\n(observed)" in [
-        a.get_title() for a in fig.axes
-    ]
+    assert feature in _first_lines(fig) and gene in [a.get_title() for a in fig.axes]
+    assert "observed expression (z-score)" in [a.get_ylabel() for a in fig.axes]
     plt.close(fig)
     with pytest.raises(InputError, match="legend_loc"):
         mv.pl.latent_overlay(m, basis="srrr", legend_loc="best")
@@ -152,7 +162,7 @@ def test_overlay_into_ax_and_errors(fitted):
     mv.tl.tsne(m, use_rep="X_srrr4")
     assert m.obsm["X_srrr4_tsne"].shape == (m.n_obs, 2)
     fig = mv.pl.latent_overlay(m, basis="srrr4", genes=2, features=2, color="cell_type")
-    assert "srrr4_tsne" in [a.get_title() for a in fig.axes]
+    assert "sRRR-4 latent (t-SNE)" in _first_lines(fig)
     with pytest.raises(InputError, match="not found"):
         mv.pl.latent_overlay(m, basis="umap")
     with pytest.raises(InputError, match="color"):

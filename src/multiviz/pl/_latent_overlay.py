@@ -19,12 +19,29 @@ from ._utils import (
     category_palette,
     finish,
     is_categorical,
+    legend_below,
+    legend_height,
     legend_on_data,
     legend_outside,
-    legend_rows,
     new_figure,
     scatter_categories,
 )
+
+MANY_CATEGORIES = 20  # more: the legend goes below the panels, in many columns
+
+
+def local_spacing(xy: np.ndarray, k: int = 5) -> np.ndarray:
+    """Each point's distance to its ``k``-th nearest neighbour (the local point spacing)."""
+    from scipy.spatial import cKDTree
+
+    k = max(1, min(k, len(xy) - 1))
+    dist, _ = cKDTree(xy).query(xy, k=k + 1)
+    return dist[:, -1]
+
+
+def edge_threshold(xy: np.ndarray, factor: float = 3.0, quantile: float = 0.95) -> float:
+    """``factor`` × the ``quantile`` of the points' :func:`local_spacing` (one global value)."""
+    return factor * float(np.quantile(local_spacing(xy), quantile))
 
 
 def masked_triangulation(
@@ -32,9 +49,12 @@ def masked_triangulation(
 ) -> Triangulation:
     """Delaunay triangulation of ``xy`` with long-edge triangles masked.
 
-    A triangle is masked when its longest edge exceeds ``max_edge`` (default:
-    ``factor`` × the median edge length of the triangulation), so contours do not
-    bridge empty regions between clusters.
+    A triangle is masked when its longest edge exceeds ``max_edge``. The default is
+    chosen from the data, per triangle: ``factor`` × the larger of a high quantile of the
+    point spacing (:func:`edge_threshold`) and the local spacing of its own corners
+    (:func:`local_spacing`), so sparse clusters keep their triangles too. Only edges much
+    longer than any spacing around them (gaps between clusters, empty corners) are
+    masked: contours do not bridge empty regions, and have no holes inside clusters.
     """
     tri = Triangulation(xy[:, 0], xy[:, 1])
     t = tri.triangles
@@ -44,7 +64,8 @@ def masked_triangulation(
     )
     longest = edges.max(axis=1)
     if max_edge is None:
-        max_edge = factor * float(np.median(edges))
+        local = factor * local_spacing(xy)[t].max(axis=1)
+        max_edge = np.maximum(edge_threshold(xy, factor=factor), local)
     tri.set_mask(longest > max_edge)
     return tri
 
@@ -114,18 +135,50 @@ def _cv_r2(mdata: MuData, key: str, params: dict) -> pd.Series | None:
 
 
 def _rank_features(mdata: MuData, key: str, info: dict, names: list[str]):
-    """Features by decreasing held-out R² (``cross_validate`` in ``uns``), else train R²."""
-    params = info.get("params", {}) if isinstance(info, dict) else {}
-    r2 = _cv_r2(mdata, key, params)
-    source = "CV"
+    """Features by decreasing R²: ``cross_validate`` in ``uns``, else held-out, else train."""
+    info = info if isinstance(info, dict) else {}
+    r2, source = _cv_r2(mdata, key, info.get("params", {})), "CV"
+    for stored, label in (
+        ("r2_heldout_per_feature", "held-out"),
+        ("r2_train_per_feature", "train"),
+    ):
+        if r2 is not None and set(names) & set(r2.index):
+            break
+        per_feature = info.get(stored)
+        r2, source = (pd.Series(per_feature) if per_feature is not None else None), label
     if r2 is None or not set(names) & set(r2.index):
-        train = info.get("r2_train_per_feature") if isinstance(info, dict) else None
-        r2, source = (pd.Series(train) if train is not None else None), "train"
-    if r2 is None:
         return list(names), {}, None
     r2 = r2.reindex(names)
     order = list(r2.sort_values(ascending=False, na_position="last").index)
     return order, r2.to_dict(), source
+
+
+def _model_title(key: str, basis_key: str, info: dict) -> str:
+    """``"sBNN-2 latent"``, ``"sRRR-4 latent (t-SNE)"``, with the fit's held-out R²."""
+    info = info if isinstance(info, dict) else {}
+    params = info.get("params", {})
+    method = "sBNN" if key.startswith("sbnn") else "sRRR" if key.startswith("srrr") else None
+    if method is None:
+        return basis_key.removeprefix("X_")
+    dim = params.get("bottleneck" if method == "sBNN" else "rank")
+    title = f"{method}-{dim} latent" if dim is not None else f"{method} latent"
+    title += " (t-SNE)" if basis_key.endswith("_tsne") else ""
+    for stored, label in (("r2_heldout", "held-out"), ("r2_train", "train")):
+        if info.get(stored) is not None and np.isfinite(info[stored]):
+            return f"{title}\n{label} R² {float(info[stored]):.2f}"
+    return title
+
+
+def _palette(mdata: MuData, color: str, values: pd.Series, cats: list[str]) -> dict:
+    """:func:`category_palette` from ``uns`` of the MuData or of the modalities (scanpy's key)."""
+    mod, _, name = color.partition(":")
+    if name and mod in mdata.mod:
+        sources = [mdata.mod[mod].uns, mdata.uns]
+    else:
+        name, sources = color, [mdata.uns] + [a.uns for a in mdata.mod.values()]
+    series = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
+    full = [str(c) for c in series.cat.categories]
+    return category_palette(sources, name, cats, all_categories=full)
 
 
 def latent_overlay(
@@ -136,7 +189,7 @@ def latent_overlay(
     genes: int | Sequence[str] | None = 9,
     features: int | Sequence[str] | None = 9,
     color: str | None = "rna_family",
-    legend_loc: str | None = "right margin",
+    legend_loc: str | None = "auto",
     vmax: float | None = None,
     max_edge: float | None = None,
     n_levels: int = 20,
@@ -157,6 +210,14 @@ def latent_overlay(
     masked so empty regions stay empty; all overlays share one symmetric colour scale
     (the paper used −1 … 1 on z-scores).
 
+    Defaults aim at a figure ready for a paper: the latent is titled by the model
+    (``"sBNN-2 latent"``, ``"sRRR-4 latent (t-SNE)"``, with the fit's held-out R²), each
+    overlay by its gene or feature (features with their R²); categories take the data's
+    own colours (``uns[f"{color}_colors"]``) or scanpy's palettes; each side has a colour
+    bar saying what it shows ("reconstructed expression", "observed expression",
+    "predicted"); with more than 20 categories the legend goes below the panels in as
+    many columns as fit the figure's width.
+
     Parameters
     ----------
     mdata
@@ -169,27 +230,34 @@ def latent_overlay(
         Number of top selected genes (by weight norm) or a list of names (``"Pvalb"`` or
         muon's ``"rna:Pvalb"``); ``0``/``None`` for none. Uses the gene decoder's
         reconstruction (``obsm[f"{key}_genes_pred"]``) where present, else the observed
-        (z-scored) expression (titled "observed").
+        (z-scored) expression; the colour bar of the genes says which.
     features
         Number of predicted features or a list of names (``"AP width"`` or
         ``"ephys:AP width"``); ``0``/``None`` for none. A number takes the best predicted
-        features: by held-out R² when a :func:`multiviz.tl.cross_validate` table of the
-        same model is in ``mdata.uns``, else by training R²; the R² (and which) is shown
-        in each panel's title.
+        features: by cross-validated R² when a :func:`multiviz.tl.cross_validate` table of
+        the same model is in ``mdata.uns``, else by the fit's held-out R²
+        (``r2_heldout_per_feature``), else by training R²; the R² (and which) is shown in
+        each panel's title.
     color
         What colours the latent scatter: an ``mdata.obs`` column, muon's ``"mod:name"``
         (a gene/feature or an ``obs`` column of that modality) or a gene/feature name;
-        ``None`` for grey. Categories use ``uns[f"{color}_colors"]`` when present (scanpy's
-        convention); missing values are grey and labelled "NA".
+        ``None`` for grey. Categories use ``uns[f"{color}_colors"]`` of the MuData or of a
+        modality when present (scanpy's convention: one colour per category of the
+        column, in its category order), else scanpy's default palettes (distinct colours
+        up to 102 categories); missing values are grey and labelled "NA".
     legend_loc
+        ``"auto"`` (``"right margin"`` up to 20 categories, ``"below"`` beyond),
         ``"right margin"`` (a legend outside every panel, in several columns for many
-        categories), ``"on data"`` (each category's name at its median, scanpy style; for
-        many categories) or ``None``.
+        categories), ``"below"`` (under the panels, in as many columns as fit the
+        figure's width), ``"on data"`` (each category's name at its median, scanpy
+        style) or ``None``.
     vmax
-        Half-width of the shared colour scale (default: the largest 99th percentile of
-        the absolute values across the overlays; ``1.0`` reproduces the paper).
+        Half-width of the shared colour scale (default: the median over the overlays of
+        each one's 99th percentile of absolute values, so one outlying gene does not
+        flatten the others; beyond it colours saturate; ``1.0`` reproduces the paper).
     max_edge
-        Mask triangles with a longer edge (default 3 × the median edge length).
+        Mask triangles with a longer edge (default: chosen from the data per triangle,
+        see :func:`masked_triangulation`, so only genuinely empty regions are masked).
     n_levels, cmap, point_size, ncols
         Contour levels, colour map, scatter size, overlay panels per row.
     ax
@@ -221,9 +289,10 @@ def latent_overlay(
     ... )
     """
     check_mudata(mdata)
-    if legend_loc not in ("right margin", "on data", None):
+    if legend_loc not in ("auto", "right margin", "below", "on data", None):
         raise InputError(
-            f"`legend_loc` must be 'right margin', 'on data' or None, got {legend_loc!r}."
+            "`legend_loc` must be 'auto', 'right margin', 'below', 'on data' or None, "
+            f"got {legend_loc!r}."
         )
     xy, basis_key = _resolve_basis(mdata, basis)
     if key is None:
@@ -233,6 +302,7 @@ def latent_overlay(
     xmod, ymod = params.get("x", "rna"), params.get("y", None)
 
     gene_panels: dict[str, np.ndarray] = {}
+    gene_kinds: set[str] = set()
     if genes:
         rna = mdata.mod[xmod]
         pred = rna.obsm.get(f"{key}_genes_pred")
@@ -246,10 +316,12 @@ def latent_overlay(
         for g in (_strip_mod(g, xmod) for g in genes):
             if isinstance(pred, pd.DataFrame) and g in pred.columns:
                 gene_panels[g] = pred[g].to_numpy()
+                gene_kinds.add("reconstructed")
             elif g in rna.var_names:
                 col = rna[:, g].X
                 col = col.toarray() if hasattr(col, "toarray") else np.asarray(col)
-                gene_panels[f"{g}\n(observed)"] = col.ravel()
+                gene_panels[g] = col.ravel()
+                gene_kinds.add("observed")
             else:
                 raise InputError(f"Gene {g!r} is not in `mdata[{xmod!r}].var_names`.")
     feat_panels: dict[str, np.ndarray] = {}
@@ -273,8 +345,9 @@ def latent_overlay(
 
     values_c = None if color is None else _color_values(mdata, color)
     values = list(gene_panels.values()) + list(feat_panels.values())
-    if vmax is None:
-        vmax = max([float(np.nanpercentile(np.abs(v), 99)) for v in values] or [1.0]) or 1.0
+    if vmax is None:  # the typical panel's range: one outlying gene does not flatten the rest
+        vmax = float(np.median([np.nanpercentile(np.abs(v), 99) for v in values] or [1.0])) or 1.0
+        vmax = float(f"{vmax:.2g}")  # readable colour-bar ticks
     levels = np.linspace(-vmax, vmax, n_levels + 1)
     tri = masked_triangulation(xy, max_edge) if values else None
 
@@ -284,22 +357,32 @@ def latent_overlay(
     nrows = max(1, math.ceil(n_g / max(nc_g, 1)), math.ceil(n_f / max(nc_f, 1)))
     width_units = nc_g + nc_f + max(nrows, 2)
     height = 1.6 * max(nrows, 2) + 0.5
-    legend_width = 0.0
-    if values_c is not None and is_categorical(values_c) and legend_loc == "right margin":
-        n_cats = len(as_categories(values_c)[1])
-        legend_width = 1.5 * math.ceil(n_cats / legend_rows(height))  # room beside the panels
-    fig, spec = new_figure(ax, (1.6 * width_units + 1 + legend_width, height))
+    categorical = values_c is not None and is_categorical(values_c)
+    cats = as_categories(values_c)[1] if categorical else []
+    if legend_loc == "auto":
+        legend_loc = "right margin" if len(cats) <= MANY_CATEGORIES else "below"
+    width = 1.6 * width_units + 1 + (0.8 if n_g and n_f else 0)
+    if categorical and legend_loc == "right margin":
+        longest = max(len(str(c)) for c in cats)
+        width += math.ceil(len(cats) / max(4, int((height * 72 - 30) / 12.5))) * (
+            0.3 + 0.075 * longest
+        )
+    elif categorical and legend_loc == "below":
+        height += legend_height(len(cats), width, max(len(str(c)) for c in cats))
+    fig, spec = new_figure(ax, (width, height))
     widths = [1] * nc_g + [max(nrows, 2)] + [1] * nc_f
     gs = spec.subgridspec(nrows, len(widths), width_ratios=widths)
     main = fig.add_subplot(gs[:, nc_g])
     if values_c is None:
         main.scatter(xy[:, 0], xy[:, 1], s=point_size, color="0.5", linewidths=0)
-    elif is_categorical(values_c):
+    elif categorical:
         labels, cats = as_categories(values_c)
-        palette = category_palette(mdata.uns, color, cats)
+        palette = _palette(mdata, color, values_c, cats)
         handles = scatter_categories(main, xy, labels, cats, palette, size=point_size)
         if legend_loc == "right margin":
             legend_outside(fig, handles, title=color)
+        elif legend_loc == "below":
+            legend_below(fig, handles, title=color)
         elif legend_loc == "on data":
             legend_on_data(main, xy, labels, cats)
     else:
@@ -309,29 +392,33 @@ def latent_overlay(
             main.scatter(*xy[missing].T, s=point_size, color="lightgray", linewidths=0, label="NA")
         points = main.scatter(*xy[~missing].T, s=point_size, c=v[~missing], linewidths=0)
         fig.colorbar(points, ax=main, shrink=0.5, label=color, location="bottom")
-    main.set_title(basis_key.removeprefix("X_"))
+    main.set_title(_model_title(key, basis_key, info))
     main.set_aspect("equal", adjustable="datalim")
     main.set_xticks([])
     main.set_yticks([])
-    mappable, overlays = None, []
 
     def overlay(ax_, title, v):
-        nonlocal mappable
-        overlays.append(ax_)
-        mappable = ax_.tricontourf(
-            tri, np.clip(v, -vmax, vmax), levels=levels, cmap=cmap, extend="both"
-        )
         ax_.set_title(title, fontsize=8)
         ax_.set_xticks([])
         ax_.set_yticks([])
         ax_.set_aspect("equal", adjustable="datalim")
+        clipped = np.clip(v, -vmax, vmax)
+        return ax_.tricontourf(tri, clipped, levels=levels, cmap=cmap, extend="both")
 
-    for i, (name, v) in enumerate(gene_panels.items()):
-        overlay(fig.add_subplot(gs[i // nc_g, i % nc_g]), name, v)
-    for i, (name, v) in enumerate(feat_panels.items()):
-        overlay(fig.add_subplot(gs[i // nc_f, nc_g + 1 + i % nc_f]), name, v)
-    if mappable is not None:
+    sides = []  # (axes, mappable, colour-bar label) per side
+    if gene_panels:
+        axes = [fig.add_subplot(gs[i // nc_g, i % nc_g]) for i in range(n_g)]
+        mappables = [overlay(a, n, v) for a, (n, v) in zip(axes, gene_panels.items())]
+        kind = " / ".join(sorted(gene_kinds, reverse=True))  # reconstructed / observed
+        sides.append((axes, mappables[-1], f"{kind} expression (z-score)", "left"))
+    if feat_panels:
+        axes = [fig.add_subplot(gs[i // nc_f, nc_g + 1 + i % nc_f]) for i in range(n_f)]
+        mappables = [overlay(a, n, v) for a, (n, v) in zip(axes, feat_panels.items())]
+        sides.append((axes, mappables[-1], "predicted (z-score)", "right"))
+    if len({label for *_, label, _ in sides}) == 1 and len(sides) == 2:  # one shared bar
+        sides = [(sides[0][0] + sides[1][0], sides[1][1], sides[1][2], "right")]
+    for axes, mappable, label, location in sides:
         fig.colorbar(
-            mappable, ax=overlays, shrink=0.5, label="prediction (z-score)", ticks=[-vmax, 0, vmax]
+            mappable, ax=axes, shrink=0.5, label=label, ticks=[-vmax, 0, vmax], location=location
         )
     return finish(fig, show=show, save=save, return_fig=return_fig)

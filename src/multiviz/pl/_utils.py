@@ -89,31 +89,46 @@ def finish(
 
 
 def _default_colors(n: int) -> list[str]:
-    """``tab10`` (≤ 10), ``tab20`` (≤ 20), ``tab20`` + ``tab20b`` + ``tab20c`` (≤ 60), else a ramp."""
-    if n <= 10:
-        cmaps = ["tab10"]
-    elif n <= 20:
-        cmaps = ["tab20"]
-    elif n <= 60:
-        cmaps = ["tab20", "tab20b", "tab20c"]
-    else:
-        ramp = plt.get_cmap("nipy_spectral")
-        return [to_hex(ramp(x)) for x in np.linspace(0.03, 0.97, n)]
-    colors = [to_hex(c) for name in cmaps for c in plt.get_cmap(name).colors]
-    return colors[:n]
+    """scanpy's default palettes: 20, 28 or 102 distinct colours (a ramp beyond 102)."""
+    try:
+        from scanpy.plotting import palettes
+    except ImportError:  # pragma: no cover - scanpy is a dependency
+        palettes = None
+    if palettes is not None and n <= 102:
+        for colors in (palettes.default_20, palettes.default_28, palettes.default_102):
+            if n <= len(colors):
+                return [to_hex(c) for c in colors[:n]]
+    ramp = plt.get_cmap("nipy_spectral")
+    return [to_hex(ramp(x)) for x in np.linspace(0.03, 0.97, n)]
 
 
-def category_palette(uns: Mapping, key: str | None, categories: Sequence) -> dict:
+def category_palette(
+    uns: Mapping | Sequence[Mapping],
+    key: str | None,
+    categories: Sequence,
+    *,
+    all_categories: Sequence | None = None,
+) -> dict:
     """Colour per category: ``uns[f"{key}_colors"]`` when it covers them (scanpy's convention).
 
-    Otherwise ``tab10``/``tab20``/... in category order. :data:`NA_LABEL` is light grey.
+    ``uns`` may be several mappings (e.g. the MuData's, then a modality's), searched in
+    order. scanpy stores one colour per category of the column, in the order of
+    ``all_categories`` (the column's ``.cat.categories``, default ``categories``), so
+    colours are matched in that order. Otherwise scanpy's default palettes (distinct
+    colours up to 102 categories) in category order. :data:`NA_LABEL` is light grey.
     """
     cats = [c for c in categories if c != NA_LABEL]
-    colors = uns.get(f"{key}_colors") if key is not None else None
-    if colors is not None and len(colors) >= len(cats):
-        palette = dict(zip(cats, list(colors)))
-    else:
-        palette = dict(zip(cats, _default_colors(len(cats))))
+    order = [str(c) for c in all_categories] if all_categories is not None else cats
+    sources = [uns] if isinstance(uns, Mapping) else list(uns)
+    colors = None
+    if key is not None:
+        for source in sources:
+            found = source.get(f"{key}_colors")
+            if found is not None and len(found) >= len(order) and set(cats) <= set(order):
+                colors = dict(zip(order, [to_hex(c) for c in found]))
+                break
+    palette = colors if colors is not None else dict(zip(cats, _default_colors(len(cats))))
+    palette = {c: palette[c] for c in cats}
     palette[NA_LABEL] = NA_COLOR
     return palette
 
@@ -196,6 +211,39 @@ def legend_outside(
         title=title,
         title_fontsize="small",
     )
+
+
+def legend_below(fig: Figure, handles: list, title: str | None = None) -> None:
+    """A figure legend under the panels, in as many columns as fit the figure's width.
+
+    For many categories (e.g. 77 t-types): the legend is never wider than the figure, and
+    the constrained layout makes room for it below the panels.
+    """
+    longest = max((len(h.get_label()) for h in handles), default=1)
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        frameon=False,
+        fontsize="small",
+        markerscale=1.5,
+        ncols=_legend_columns(len(handles), fig.get_figwidth(), longest),
+        title=title,
+        title_fontsize="small",
+    )
+
+
+def _legend_columns(n: int, width: float, longest: int) -> int:
+    """Columns of ``n`` small-font entries (``longest`` characters) across ``width`` inches."""
+    size = mpl.font_manager.FontProperties(size="small").get_size_in_points()
+    # label (0.6 em per character) + marker, padding and column spacing, in inches
+    col = (0.6 * size * max(longest, 1) + 4.8 * size) / 72
+    return max(1, min(n, int(0.95 * width / col)))
+
+
+def legend_height(n: int, width: float, longest: int) -> float:
+    """Inches that :func:`legend_below` needs for ``n`` entries on a ``width``-inch figure."""
+    size = mpl.font_manager.FontProperties(size="small").get_size_in_points()
+    return (math.ceil(n / _legend_columns(n, width, longest)) + 1.5) * 1.4 * size / 72
 
 
 def legend_rows(height: float) -> int:
