@@ -93,3 +93,21 @@ def test_m1_loader_refuses_other_files(pbmc10k_path):
 
     with pytest.raises(mv.InputError, match=r"y='ephys'` is not a modality"):
         mv.datasets.m1_patchseq(pbmc10k_path)
+
+
+def test_m1_by_name_from_the_shared_data_folder(m1_path, monkeypatch, tmp_path):
+    """The README's first line works as written: the bare file name is found in
+    MULTIVIZ_SHARED_DATA, or in ../shared/data beside the working directory."""
+    import pytest
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MULTIVIZ_SHARED_DATA", str(m1_path.parent))
+    assert mv.datasets.m1_patchseq().n_obs == 1213  # default name, via the variable
+    monkeypatch.delenv("MULTIVIZ_SHARED_DATA")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(m1_path.parent)  # the project's layout
+    assert mv.datasets.m1_patchseq("m1_patchseq_scala2021.h5mu").n_obs == 1213
+    with pytest.raises(mv.InputError, match=r"'nope.h5mu' was not found; looked in: .*MULTIVIZ"):
+        mv.datasets.m1_patchseq("nope.h5mu")

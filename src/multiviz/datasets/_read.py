@@ -103,7 +103,36 @@ def read_paired(path: str | Path, *, x: str = "rna", y: str | None = None) -> Mu
     return mdata
 
 
-def m1_patchseq(path: str | Path) -> MuData:
+M1_FILE = "m1_patchseq_scala2021.h5mu"
+
+
+def shared_data_file(name: str | Path) -> Path:
+    """``name`` as given if it exists, else the same file in the project's shared data folder.
+
+    Looked for, in order: ``name`` itself (absolute, or relative to the working directory),
+    ``$MULTIVIZ_SHARED_DATA/<name>``, and ``../shared/data/<name>`` beside the working
+    directory (the project's layout). A missing file is an :class:`InputError` listing
+    every place tried.
+    """
+    path = Path(name).expanduser()
+    tried = [path]
+    if not path.is_absolute() and len(path.parts) == 1:
+        import os
+
+        env = os.environ.get("MULTIVIZ_SHARED_DATA")
+        tried += ([Path(env).expanduser() / path] if env else []) + [
+            Path.cwd().parent / "shared" / "data" / path
+        ]
+    for candidate in tried:
+        if candidate.exists():
+            return candidate
+    raise InputError(
+        f"{str(name)!r} was not found; looked in: {', '.join(str(p) for p in tried)}. Pass the "
+        "file's full path, or set MULTIVIZ_SHARED_DATA to the folder that holds it."
+    )
+
+
+def m1_patchseq(path: str | Path = M1_FILE) -> MuData:
     """The M1 Patch-seq data of the sBNN paper (Scala et al. 2021, Nature 598:144).
 
     1213 neurons from mouse primary motor cortex: raw exon read counts of the 1000 genes
@@ -116,7 +145,8 @@ def m1_patchseq(path: str | Path) -> MuData:
     Parameters
     ----------
     path
-        Path to ``m1_patchseq_scala2021.h5mu``.
+        Path to ``m1_patchseq_scala2021.h5mu`` (the default name is also looked for in
+        ``$MULTIVIZ_SHARED_DATA`` and in ``../shared/data/`` beside the working directory).
 
     Returns
     -------
@@ -128,7 +158,7 @@ def m1_patchseq(path: str | Path) -> MuData:
     >>> mdata = mv.datasets.m1_patchseq("m1_patchseq_scala2021.h5mu")  # doctest: +SKIP
     >>> mv.pp.prepare_paired(mdata, exclude_genes=None)  # doctest: +SKIP
     """
-    mdata = read_paired(path, x="rna", y="ephys")
+    mdata = read_paired(shared_data_file(path), x="rna", y="ephys")
     if mdata.n_obs != 1213 or mdata.mod["ephys"].n_vars != 16:
         raise InputError(
             f"`path` does not look like the M1 file (expected 1213 cells × 16 ephys features, got "

@@ -210,9 +210,11 @@ def check_outcome(
         if last > (1.0 - WEAK_CE_MARGIN) * baseline_val_ce:
             logg.warning(
                 "%s's pre-trained network (handed to the regression) does not beat the "
-                "class-frequency baseline on its held-out cells (validation cross-entropy "
-                "%.3f vs %.3f): the genes predict the target clusters no better than chance. "
-                + cause,
+                "class-frequency baseline on its held-out pre-training cells (validation "
+                "cross-entropy %.3f vs %.3f): the classifier over-fitted its clusters or found "
+                "no signal, so the layers it hands over may not help. The regression can still "
+                "predict well: compare the fit's held-out R² with sRRR's (`mv.tl.sbnn` writes "
+                "`r2_heldout` and `r2_heldout_linear`). If it is not better: " + cause,
                 model,
                 last,
                 baseline_val_ce,
