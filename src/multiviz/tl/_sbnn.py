@@ -231,8 +231,9 @@ def sbnn(
     -----
     The held-out R² is one split: on a few hundred cells it varies by a few hundredths
     between seeds; :func:`multiviz.tl.cross_validate` averages 10 folds (and fits the
-    preprocessing inside each fold, which this split does not). A default fit takes about 1-1.5 min on a laptop
-    CPU for M1 (1,213 cells, 1,000 genes), longer on a loaded machine. Constant target
+    preprocessing inside each fold, which this split does not). A default fit took 24 s of
+    CPU time on M1 (1,213 cells, 1,000 genes; one thread,
+    ``benchmarks/results/quickstart_timings.json``), longer on a loaded machine. Constant target
     features are dropped with a warning (their R² is undefined); their predictions are
     their constant z-score, 0.
 

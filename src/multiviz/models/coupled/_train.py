@@ -41,7 +41,7 @@ __all__ = ["DEFAULT_STEPS", "REFERENCE_STEPS", "CoupledTrainingMixin"]
 
 #: Reference schedule (Gala et al. code): 1,500 epochs x 500 steps of batch 200 = 750k steps.
 REFERENCE_STEPS = 750_000
-#: Default schedule: 10,000 steps of batch 200 (~3-4 min for M1 on one CPU thread).
+#: Default schedule: 10,000 steps of batch 200 (82 s of CPU time for M1 on one thread).
 DEFAULT_STEPS = 10_000
 
 #: Lightning ``Trainer`` arguments passed through ``**trainer_kwargs``.
@@ -167,7 +167,7 @@ class CoupledTrainingMixin:
         ----------
         max_epochs
             Epochs of ``steps_per_epoch`` steps. Default ``None``: :data:`DEFAULT_STEPS`
-            (10,000) steps, ~3-4 min for M1 (1,213 cells) on one laptop CPU thread. The
+            (10,000) steps, 82 s of CPU time for M1 (1,213 cells) on one thread. The
             reference trains 750,000 steps (1,500 epochs x 500 steps of batch 200):
             ``max_epochs=7500`` with the default ``steps_per_epoch``. The measured effect of
             the length on M1 is in ``benchmarks/results/coupled_ae_m1.json``
