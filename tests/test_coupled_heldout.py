@@ -36,6 +36,7 @@ def test_planted_factor_predicts_held_out_cells_both_ways():
     m = _mdata(xr, xe, names, keep)
     with warnings.catch_warnings():
         warnings.simplefilter("error", mv.FitQualityWarning)
+        warnings.filterwarnings("error", category=FutureWarning, module="mudata")  # issue 23
         out = _fit(m)
     r2, n = out["r2_heldout_cross_modal"], out["n_heldout_cross_modal"]
     assert set(r2) == {"rna->ephys", "ephys->rna"}

@@ -218,3 +218,14 @@ def test_every_target_constant_in_tl(prepared):
     m = prepared.copy()
     m["ephys"].X[:] = 0.0
     _raises(m, r"Every feature of `mdata\['ephys'\]` is constant", mv.tl.srrr, m, n_genes=3)
+
+
+def test_nan_target_message_names_the_matrix_and_the_fix_once():
+    m = mv.datasets.simulate_patchseq(n_cells=60, n_genes=50, random_state=0)
+    mv.pp.prepare_paired(m, gene_selection="none")
+    m["ephys"].X[0, 0] = np.nan
+    with pytest.raises(mv.InputError) as err:
+        mv.tl.srrr(m)
+    text = str(err.value)
+    assert text.startswith("`mdata['ephys'].X` contains 1 NaN values in 1 cells (first row 0)")
+    assert text.count("drop_nan=True") == 1

@@ -164,3 +164,10 @@ def test_no_holes_in_a_gaussian_blob_where_the_median_edge_rule_had_some():
     edges = np.linalg.norm(pts - np.roll(pts, 1, axis=1), axis=2)
     old = masked_triangulation(xy, max_edge=3 * float(np.median(edges)))  # the old default
     assert old.mask.sum() > tri.mask.sum()
+
+
+def test_plotting_before_fitting_names_the_fit_not_muons_masks():
+    m = MuData({"rna": AnnData(np.ones((4, 3))), "ephys": AnnData(np.ones((4, 2)))})
+    assert set(m.obsm) >= {"rna", "ephys"}  # muon's per-modality masks
+    with pytest.raises(mv.InputError, match=r"no embedding yet: fit one first, e.g. `mv.tl.sbnn"):
+        mv.pl.latent_overlay(m, basis="sbnn")

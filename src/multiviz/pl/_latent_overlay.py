@@ -83,9 +83,13 @@ def _resolve_basis(mdata: MuData, basis: str) -> tuple[np.ndarray, str]:
                 f"`obsm[{key!r}]` has {xy.shape[1]} dimensions; embed it first with "
                 f"`mv.tl.tsne(mdata, use_rep={key!r})` (writes {tkey!r})."
             )
-    raise InputError(
-        f"`basis={basis!r}` not found in `mdata.obsm` (available: {list(mdata.obsm)})."
+    fits = [k for k in mdata.obsm if k.startswith("X_")]  # not muon's per-modality masks
+    hint = (
+        f"available: {fits}"
+        if fits
+        else "no embedding yet: fit one first, e.g. `mv.tl.sbnn(mdata)` or `mv.tl.srrr(mdata)`"
     )
+    raise InputError(f"`basis={basis!r}` not found in `mdata.obsm` ({hint}).")
 
 
 def _strip_mod(name: str, mod: str) -> str:

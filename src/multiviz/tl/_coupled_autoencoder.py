@@ -10,6 +10,7 @@ from mudata import MuData
 from scipy import sparse
 
 from .. import _logging as logg
+from .._mudata import quiet_update
 from .._validate import (
     InputError,
     check_bool,
@@ -286,14 +287,16 @@ def coupled_autoencoder(
         )
         from ._coupled_checks import reconstruction_r2, warn_if_reconstruction_fails
 
-        recon = reconstruction_r2(model, mdata, modalities, layers, random_state)
+        with quiet_update():  # mudata 0.3's FutureWarning on every internal subset
+            recon = reconstruction_r2(model, mdata, modalities, layers, random_state)
         warn_if_reconstruction_fails(recon, int(model.n_steps_), mdata.n_obs)
         keep = np.zeros(mdata.n_obs, dtype=bool)
         for mod in modalities:
             keep |= modality_rows(mdata, mod) >= 0
-        heldout = cross_modal_heldout(
-            model, mdata, modalities, layers, np.flatnonzero(keep), train_kwargs["train_size"]
-        )
+        with quiet_update():
+            heldout = cross_modal_heldout(
+                model, mdata, modalities, layers, np.flatnonzero(keep), train_kwargs["train_size"]
+            )
         warn_if_cross_modal_fails(heldout)
     out = mdata.copy() if copy else mdata
     for mod in modalities:

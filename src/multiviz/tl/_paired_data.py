@@ -152,11 +152,10 @@ def resolve_inputs(mdata, x: str, y: str | None, genes, layer: str | None, y_lay
     mask = resolve_var_mask(rna, genes, "genes")
     X = get_layer(rna, layer, "layer")
     Y = get_layer(target, y_layer, "y_layer")
-    check_finite(X, f"mdata[{x!r}] ({'X' if layer is None else layer})")
+    check_finite(X, f"mdata[{x!r}].{'X' if layer is None else f'layers[{layer!r}]'}")
     check_finite(
         Y,
-        f"mdata[{y!r}] ({'X' if y_layer is None else y_layer}); NaN targets must be "
-        "dropped first, e.g. with `mv.pp.prepare_paired(drop_nan=True)`",
+        f"mdata[{y!r}].{'X' if y_layer is None else f'layers[{y_layer!r}]'}",
         names=target.var_names,
     )
     return y, rna, target, mask
