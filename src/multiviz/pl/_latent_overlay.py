@@ -261,7 +261,7 @@ def latent_overlay(
         flatten the others; beyond it colours saturate; ``1.0`` reproduces the paper).
     max_edge
         Mask triangles with a longer edge (default: chosen from the data per triangle,
-        see :func:`masked_triangulation`, so only genuinely empty regions are masked).
+        see ``masked_triangulation`` in this module, so only genuinely empty regions are masked).
     n_levels, cmap, point_size, ncols
         Contour levels, colour map, scatter size, overlay panels per row.
     ax
