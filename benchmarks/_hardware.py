@@ -39,3 +39,15 @@ def hardware(device: str = "cpu", **extra) -> dict:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         **extra,
     }
+
+
+def write_result(path: Path, payload: dict, **hardware_extra) -> None:
+    """Write ``payload`` as indented JSON to ``path``, with the load average and hardware."""
+    import json
+
+    payload = {
+        **payload,
+        "load_average": list(os.getloadavg()),
+        "hardware": hardware("cpu", **hardware_extra),
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")

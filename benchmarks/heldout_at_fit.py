@@ -32,7 +32,7 @@ import torch
 torch.set_num_threads(1)
 
 import mudata as md  # noqa: E402
-from _hardware import hardware  # noqa: E402
+from _hardware import write_result  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
@@ -86,17 +86,10 @@ def main() -> None:
         overhead[name] = round(float(np.mean(cpus["default"]) / np.mean(cpus["full"])), 3)
         results[name] = row
         print(name, json.dumps(row), overhead[name], flush=True)
-    OUT.write_text(
-        json.dumps(
-            {
-                "datasets": results,
-                "heldout_overhead": overhead,
-                "load_average": list(os.getloadavg()),
-                "hardware": hardware("cpu", torch_threads_note="torch.set_num_threads(1)"),
-            },
-            indent=2,
-        )
-        + "\n"
+    write_result(
+        OUT,
+        {"datasets": results, "heldout_overhead": overhead},
+        torch_threads_note="torch.set_num_threads(1)",
     )
 
 

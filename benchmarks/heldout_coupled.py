@@ -29,7 +29,7 @@ import torch
 torch.set_num_threads(1)
 
 import mudata as md  # noqa: E402
-from _hardware import hardware  # noqa: E402
+from _hardware import write_result  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
@@ -68,17 +68,7 @@ def main() -> None:
             "cpu_s": round(cpu, 1),
         }
         print(name, json.dumps(results[name]), flush=True)
-    OUT.write_text(
-        json.dumps(
-            {
-                "datasets": results,
-                "load_average": list(os.getloadavg()),
-                "hardware": hardware("cpu", torch_threads_note="torch.set_num_threads(1)"),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    write_result(OUT, {"datasets": results}, torch_threads_note="torch.set_num_threads(1)")
 
 
 if __name__ == "__main__":
