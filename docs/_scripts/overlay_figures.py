@@ -14,6 +14,7 @@ defaults before issue 23 item 7) with ``--tag before``.
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 
@@ -27,7 +28,10 @@ import mudata as md  # noqa: E402
 import multiviz as mv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = Path("/work/shared/data/m1_patchseq_scala2021.h5mu")
+DATA = (
+    Path(os.environ.get("MULTIVIZ_SHARED_DATA", REPO.parent / "shared" / "data"))
+    / "m1_patchseq_scala2021.h5mu"
+)
 OUT = REPO / "docs" / "_static"
 
 
