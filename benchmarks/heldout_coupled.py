@@ -8,6 +8,7 @@ On M1 Patch-seq (rna, ephys), both 200-cell PBMC CITE-seq fixtures (rna, protein
 1,000-cell `simulate_patchseq`, each prepared with `mv.pp.prepare_paired(n_top_genes=1000)`,
 runs the default fit (10k steps, `train_size=0.9`) and records the held-out cross-modal R²
 of each direction (training mean as the baseline, 10 % of the cells never trained on), the
+linear baseline's on the same cells (ridge from all source features, same training cells), the
 `mv.FitQualityWarning`s that fired, and process CPU time. One torch thread; the load
 average is recorded.
 
@@ -60,6 +61,9 @@ def main() -> None:
         results[name] = {
             "r2_heldout_cross_modal": {
                 k: round(float(v), 4) for k, v in out["r2_heldout_cross_modal"].items()
+            },
+            "r2_heldout_cross_modal_linear": {
+                k: round(float(v), 4) for k, v in out["r2_heldout_cross_modal_linear"].items()
             },
             "n_heldout_cross_modal": dict(out["n_heldout_cross_modal"]),
             "fit_quality_warnings": [

@@ -186,9 +186,11 @@ def coupled_autoencoder(
         ``train_size`` defaults to 0.9 here (the model class: 1.0): the other 10 % of the
         cells are held out, each modality of them is predicted from each other one, and
         ``mdata.uns[key_added]`` gets ``r2_heldout_cross_modal`` (``{"rna->ephys": R²}``,
-        with the training cells' mean as the baseline), ``n_heldout_cross_modal`` and
-        ``heldout_cells``; a :class:`~multiviz.FitQualityWarning` says when a direction
-        does not beat the mean predictor. ``train_kwargs={"train_size": 1.0}`` trains on
+        with the training cells' mean as the baseline), ``r2_heldout_cross_modal_linear``
+        (ridge regression from all source features on the same training cells),
+        ``n_heldout_cross_modal`` and ``heldout_cells``; a
+        :class:`~multiviz.FitQualityWarning` says when a direction does not beat the mean
+        predictor or the linear baseline. ``train_kwargs={"train_size": 1.0}`` trains on
         every cell, as the paper (no held-out numbers).
 
     Returns
@@ -295,7 +297,13 @@ def coupled_autoencoder(
             keep |= modality_rows(mdata, mod) >= 0
         with quiet_update():
             heldout = cross_modal_heldout(
-                model, mdata, modalities, layers, np.flatnonzero(keep), train_kwargs["train_size"]
+                model,
+                mdata,
+                modalities,
+                layers,
+                np.flatnonzero(keep),
+                train_kwargs["train_size"],
+                random_state,
             )
         warn_if_cross_modal_fails(heldout)
     out = mdata.copy() if copy else mdata
