@@ -42,13 +42,21 @@ NOISE = re.compile(
 )
 
 
+#: multiviz's own warnings (fit health, data changes) are content, not noise: they stay shown.
+OURS = re.compile(r"(FitQuality|Data|Multiviz)Warning: ")
+
+
 def noise_lines(nb) -> list[str]:
     """Banner, tip and warning lines Lightning, scvi-tools or torch printed into ``nb``."""
     found = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream":
-                found += [ln for ln in output["text"].splitlines() if NOISE.search(ln)]
+                found += [
+                    ln
+                    for ln in output["text"].splitlines()
+                    if NOISE.search(ln) and not OURS.search(ln)
+                ]
     return found
 
 

@@ -16,12 +16,14 @@ import os
 import warnings
 from pathlib import Path
 
-warnings.filterwarnings("ignore")  # keep library notices out of the tutorial
+warnings.filterwarnings("ignore")  # keep other libraries' notices out of the tutorial
 
 import matplotlib.pyplot as plt  # noqa: E402
 import mudata as md  # noqa: E402
 
 import multiviz as mv
+
+warnings.filterwarnings("default", category=mv.MultivizWarning)  # but show multiviz's own
 
 plt.rcParams["figure.dpi"] = 110
 DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", Path.cwd().parent.parent / "shared" / "data"))
