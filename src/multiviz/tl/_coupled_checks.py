@@ -13,6 +13,30 @@ from .._warnings import FitQualityWarning
 MAX_CHECK_CELLS = 5000
 
 
+def model_features(mdata, mod: str, layers: Mapping, names) -> tuple[np.ndarray, np.ndarray]:
+    """The model's features ``names`` of ``mod`` (its layer or ``.X``), as float64.
+
+    Returns the values for ``mod``'s cells and those cells' rows in ``mdata``.
+    """
+    ad = mdata.mod[mod]
+    data = ad.layers[layers[mod]] if layers.get(mod) else ad.X
+    x = data[:, ad.var_names.get_indexer(names)]
+    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    return x, mdata.obs_names.get_indexer(ad.obs_names)
+
+
+def masked_r2(x: np.ndarray, pred: np.ndarray, mean: np.ndarray) -> float | None:
+    """R² of ``pred`` against ``x`` over the entries finite in both, baseline ``mean``.
+
+    ``None`` when the baseline explains every such entry (no variance to score).
+    """
+    ok = np.isfinite(x) & np.isfinite(pred)
+    denom = float((np.where(ok, x - mean, 0.0) ** 2).sum())
+    if denom == 0.0:
+        return None
+    return 1.0 - float((np.where(ok, x - pred, 0.0) ** 2).sum()) / denom
+
+
 def reconstruction_r2(
     model, mdata, modalities: Sequence[str], layers: Mapping, random_state: int = 0
 ) -> dict[str, float]:
@@ -30,23 +54,14 @@ def reconstruction_r2(
     names = model._feature_names()
     out = {}
     for mod in modalities:
-        ad = sub.mod[mod]
-        if ad.n_obs == 0:
+        if sub.mod[mod].n_obs == 0:
             continue
-        data = ad.layers[layers[mod]] if layers.get(mod) else ad.X
-        cols = ad.var_names.get_indexer(names[mod])
-        x = data[:, cols]
-        x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
-        pred = model.predict(sub, source=mod, target=mod)
-        rows = sub.obs_names.get_indexer(ad.obs_names)
-        pred = np.asarray(pred, dtype=np.float64)[rows]
+        x, rows = model_features(sub, mod, layers, names[mod])
+        pred = np.asarray(model.predict(sub, source=mod, target=mod), dtype=np.float64)[rows]
         ok = np.isfinite(x) & np.isfinite(pred)
-        mean = np.nanmean(np.where(ok, x, np.nan), axis=0)
-        resid = np.where(ok, x - pred, 0.0)
-        total = np.where(ok, x - mean, 0.0)
-        denom = float((total**2).sum())
-        if denom > 0:
-            out[mod] = 1.0 - float((resid**2).sum()) / denom
+        r2 = masked_r2(x, pred, np.nanmean(np.where(ok, x, np.nan), axis=0))
+        if r2 is not None:
+            out[mod] = r2
     return out
 
 

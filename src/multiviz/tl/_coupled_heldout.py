@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _logging as logg
 from .._warnings import FitQualityWarning
+from ._coupled_checks import masked_r2, model_features
 
 #: Default ``train_size`` of ``mv.tl.coupled_autoencoder`` (the model class keeps 1.0).
 TRAIN_SIZE = 0.9
@@ -23,20 +24,11 @@ MAX_BASELINE_CELLS = 5000
 RIDGE_ALPHAS = np.logspace(-1, 4, 11)
 
 
-def _values(mdata, mod: str, layers: Mapping, names) -> tuple[np.ndarray, np.ndarray]:
-    """The model's features of ``mod`` for its cells in ``mdata``, and those cells' rows."""
-    ad = mdata.mod[mod]
-    data = ad.layers[layers[mod]] if layers.get(mod) else ad.X
-    x = data[:, ad.var_names.get_indexer(names)]
-    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
-    return x, mdata.obs_names.get_indexer(ad.obs_names)
-
-
 def _frame(mdata, mod: str, layers: Mapping, names):
     """The model's features of ``mod`` as a DataFrame indexed by cell name."""
     import pandas as pd
 
-    x, _ = _values(mdata, mod, layers, names)
+    x, _ = model_features(mdata, mod, layers, names)
     return pd.DataFrame(x, index=mdata.mod[mod].obs_names)
 
 
@@ -69,12 +61,7 @@ def _ridge_r2(train, test, source, target, layers, names, mean, random_state) ->
     if both.size < 2:
         return None
     xs, x = src_te.loc[both].to_numpy(), tgt_te.loc[both].to_numpy()
-    pred = fit.predict(np.where(np.isfinite(xs), xs, col_mean))
-    ok = np.isfinite(x)
-    denom = float((np.where(ok, x - mean, 0.0) ** 2).sum())
-    if denom == 0.0:
-        return None
-    return 1.0 - float((np.where(ok, x - pred, 0.0) ** 2).sum()) / denom
+    return masked_r2(x, fit.predict(np.where(np.isfinite(xs), xs, col_mean)), mean)
 
 
 def cross_modal_heldout(
@@ -103,21 +90,19 @@ def cross_modal_heldout(
     names = model._feature_names()
     r2, counts, linear = {}, {}, {}
     for target in modalities:
-        x_train, _ = _values(train, target, layers, names[target])
+        x_train, _ = model_features(train, target, layers, names[target])
         mean = np.nanmean(x_train, axis=0)
-        x, rows = _values(test, target, layers, names[target])
+        x, rows = model_features(test, target, layers, names[target])
         for source in modalities:
             if source == target:
                 continue
             pred = np.asarray(model.predict(test, source=source, target=target), dtype=float)
             pred = pred[rows]
-            ok = np.isfinite(x) & np.isfinite(pred)
-            cells = ok.any(axis=1)
-            denom = float((np.where(ok, x - mean, 0.0) ** 2).sum())
-            if cells.sum() < 2 or denom == 0.0:
+            cells = (np.isfinite(x) & np.isfinite(pred)).any(axis=1)
+            score = masked_r2(x, pred, mean)
+            if cells.sum() < 2 or score is None:
                 continue
-            resid = float((np.where(ok, x - pred, 0.0) ** 2).sum())
-            r2[f"{source}->{target}"] = 1.0 - resid / denom
+            r2[f"{source}->{target}"] = score
             counts[f"{source}->{target}"] = int(cells.sum())
             base = _ridge_r2(train, test, source, target, layers, names, mean, random_state)
             if base is not None:

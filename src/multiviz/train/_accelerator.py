@@ -19,6 +19,7 @@ _FIX = (
 
 
 def _mps_available() -> bool:
+    """Whether torch can use Apple's Metal GPU (MPS) here."""
     import torch
 
     mps = getattr(torch.backends, "mps", None)

@@ -27,8 +27,9 @@ def _on_cpu(accelerator) -> bool:
         return False
     import torch
 
-    mps = getattr(torch.backends, "mps", None)
-    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+    from ._accelerator import _mps_available
+
+    return not torch.cuda.is_available() and not _mps_available()
 
 
 def check_precision(
