@@ -14,6 +14,7 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "_compare_methods": ["compare_methods"],
         "_coupled_latents": ["coupled_latents"],
         "_cross_modal": ["cross_modal"],
         "_cv_r2": ["cv_r2"],
@@ -26,6 +27,7 @@ __getattr__, __dir__, __all__ = attach(
 )
 
 if TYPE_CHECKING:
+    from ._compare_methods import compare_methods
     from ._coupled_latents import coupled_latents
     from ._cross_modal import cross_modal
     from ._cv_r2 import cv_r2

@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "_cca": ["cca", "cca_project"],
+        "_compare_methods": ["compare_methods"],
         "_consensus": ["sbnn_consensus"],
         "_coupled_autoencoder": ["coupled_autoencoder"],
         "_cross_modal_predict": ["cross_modal_predict"],
@@ -33,6 +34,7 @@ __getattr__, __dir__, __all__ = attach(
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from ._cca import cca, cca_project
+    from ._compare_methods import compare_methods
     from ._consensus import sbnn_consensus
     from ._coupled_autoencoder import coupled_autoencoder
     from ._cross_modal_predict import cross_modal_predict
