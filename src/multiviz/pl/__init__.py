@@ -19,6 +19,7 @@ __getattr__, __dir__, __all__ = attach(
         "_cross_modal": ["cross_modal"],
         "_cv_r2": ["cv_r2"],
         "_latent_overlay": ["latent_overlay"],
+        "_latent_spread": ["latent_spread"],
         "_loadings": ["loadings"],
         "_network_similarity": ["network_similarity"],
         "_selection_stability": ["selection_stability"],
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ._cross_modal import cross_modal
     from ._cv_r2 import cv_r2
     from ._latent_overlay import latent_overlay
+    from ._latent_spread import latent_spread
     from ._loadings import loadings
     from ._network_similarity import network_similarity
     from ._selection_stability import selection_stability

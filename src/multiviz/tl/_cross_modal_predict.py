@@ -19,6 +19,7 @@ from .._validate import (
 )
 from ..models.coupled._data import modality_rows
 from ..models.coupled._module import make_mlp
+from ._intervals import bounds
 
 __all__ = ["cross_modal_predict"]
 
@@ -68,7 +69,10 @@ def cross_modal_predict(
         ``mdata[target].layers[key_added]`` for the cells of ``target`` (NaN rows for target
         cells without ``source``); if some cells with ``source`` are absent from ``target``,
         additionally to ``mdata.obsm[f"{key_added}_{target}"]`` (all cells of ``mdata``, NaN
-        rows where the cell lacks ``source``) so their predictions are kept too.
+        rows where the cell lacks ``source``) so their predictions are kept too. When the
+        fit calibrated a prediction interval for this direction on its held-out cells
+        (``mdata.uns[key]["prediction_interval"]``, 90 %, split conformal), its bounds go
+        to ``f"{key_added}_lower"`` and ``f"{key_added}_upper"`` beside the prediction.
     batch_size
         Cells decoded at once.
     copy
@@ -135,8 +139,18 @@ def cross_modal_predict(
     in_target = rows >= 0
     layer = np.empty((mdata.mod[target].n_obs, n_vars), dtype=np.float32)
     layer[rows[in_target]] = full[in_target]
+    results = {key_added: (layer, full)}
+    widths = info.get("prediction_interval", {}).get("halfwidth", {}).get(f"{source}->{target}")
+    names = [str(v) for v in mdata.mod[target].var_names]
+    if widths is not None and set(names) <= set(widths):
+        record = {"halfwidth": widths}
+        for end, (lay, ful) in zip(
+            ("lower", "upper"), zip(bounds(layer, record, names), bounds(full, record, names))
+        ):
+            results[f"{key_added}_{end}"] = (lay, ful)
     out = mdata.copy() if copy else mdata
-    out.mod[target].layers[key_added] = layer
-    if (has & ~in_target).any():
-        out.obsm[f"{key_added}_{target}"] = full
+    for name, (lay, ful) in results.items():
+        out.mod[target].layers[name] = lay
+        if (has & ~in_target).any():
+            out.obsm[f"{name}_{target}"] = ful
     return out if copy else None

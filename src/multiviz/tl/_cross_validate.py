@@ -32,6 +32,8 @@ from ._cv_checks import (
     warn_if_no_better_than_mean,
 )
 from ._ensemble_fits import check_model_kwargs, fit_sbnn_members, fit_srrr_member
+from ._intervals import LEVEL, check_level
+from ._out_of_fold import out_of_fold
 from ._paired_data import check_n_genes, fold_arrays, resolve_inputs
 
 
@@ -60,13 +62,6 @@ def cv_folds(n_obs: int, n_folds: int = 10, random_state: int = 0) -> np.ndarray
     return folds
 
 
-def _align(latent: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Orthogonal Procrustes (with centring) of ``latent`` onto ``reference``."""
-    mu_l, mu_r = latent.mean(0), reference.mean(0)
-    u, _, vt = np.linalg.svd((latent - mu_l).T @ (reference - mu_r))
-    return (latent - mu_l) @ (u @ vt) + mu_r
-
-
 def cross_validate(
     mdata: md.MuData,
     method: str = "sbnn",
@@ -81,6 +76,8 @@ def cross_validate(
     ensemble: bool = True,
     return_predictions: bool = False,
     linear_baseline: bool = True,
+    interval: float | None = LEVEL,
+    align_to: str | None = None,
     enable_progress_bar: bool | None = None,
     **kwargs,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
@@ -133,6 +130,15 @@ def cross_validate(
         preprocessing (seconds, against minutes for the sBNN). Its held-out R² is column
         ``r2_linear`` of the ``"all"`` rows, and a warning says so when the sBNN does not
         beat it on average (e.g. 80 cells of M1: sBNN-2 ~0.05-0.20, sRRR-2 0.32).
+    interval
+        With ``return_predictions``: coverage of each cell's prediction interval (0.9),
+        from the *other* cells' out-of-fold residuals (:mod:`multiviz.tl._intervals`);
+        ``None`` skips it.
+    align_to
+        With ``return_predictions``: ``obsm`` key of the latent every fold's latent is
+        rotated onto (orthogonal Procrustes with centring), e.g. ``"X_sbnn"`` of a full
+        :func:`multiviz.tl.sbnn` fit, which puts the axes of every run and seed into that
+        fit's frame; ``None``: fold 0's latent.
     enable_progress_bar
         Fold (sequential) or epoch (ensemble) progress bar; ``None`` follows
         ``mv.settings.verbosity``.
@@ -153,9 +159,19 @@ def cross_validate(
     - ``mdata[y].layers[f"{key_added}_pred"]``: each cell's prediction by the model that
       did not see it, in the units of ``mdata[y].layers["unscaled"]`` (raw feature
       values) when that layer exists, else of ``mdata[y].X``;
+    - ``mdata[y].layers[f"{key_added}_pred_lower"]`` / ``[f"{key_added}_pred_upper"]``:
+      the bounds of the ``interval`` prediction interval around that prediction (same
+      units), and ``mdata.uns[f"{key_added}_prediction_interval"]``: ``level``,
+      ``method``, ``n_calibration`` and per-feature ``halfwidth`` from all the cells'
+      out-of-fold residuals (for new cells predicted by a full fit);
     - ``mdata.obsm[f"X_{key_added}"]``: each cell's latent under the model that did not
-      see it, every fold's latent rotated onto fold 0's (orthogonal Procrustes over all
-      cells), so that ``mv.pl``/``mu.pl.embedding(mdata, basis=...)`` can draw it;
+      see it, every fold's latent rotated onto the reference (``align_to``; orthogonal
+      Procrustes over all cells), so that ``mv.pl``/``mu.pl.embedding(mdata, basis=...)``
+      can draw it;
+    - ``mdata.obsm[f"X_{key_added}_spread"]`` (per-axis standard deviation) and
+      ``mdata.obs[f"{key_added}_latent_spread"]`` (root-mean-square distance): how far
+      the folds' models, aligned to the reference, disagree on each cell's position
+      (:mod:`multiviz.tl._latent_spread`; drawn by :func:`multiviz.pl.latent_spread`);
     - ``mdata.obs[f"{key_added}_fold"]``: the cell's test fold.
 
     Warns
@@ -178,6 +194,12 @@ def cross_validate(
     ensemble = check_bool(ensemble, "ensemble")
     return_predictions = check_bool(return_predictions, "return_predictions")
     linear_baseline = check_bool(linear_baseline, "linear_baseline") and method == "sbnn"
+    interval = check_level(interval)
+    if align_to is not None and align_to not in mdata.obsm:
+        raise InputError(
+            f"`align_to={align_to!r}` is not in `mdata.obsm` ({sorted(mdata.obsm)}); pass the "
+            "key of a full fit's latent (e.g. 'X_sbnn' after `mv.tl.sbnn`), or None."
+        )
     check_model_kwargs(method, kwargs, "cross_validate")
     from ..train._accelerator import check_accelerator
 
@@ -303,7 +325,8 @@ def cross_validate(
             hint="A target may be constant within a fold; drop it",
         )
         if return_predictions:
-            out_pred, out_lat = _out_of_fold(mdata, target, fold_of, run, preds, latents, y)
+            reference = None if align_to is None else np.asarray(mdata.obsm[align_to])
+            out = out_of_fold(mdata, target, fold_of, run, preds, latents, reference, interval)
     warn_if_no_better_than_mean(df, method, n_train, kwargs)
     if linear_baseline:
         warn_if_linear_is_better(df, n_train, kwargs)
@@ -311,10 +334,16 @@ def cross_validate(
     mdata.uns[key] = df
     if not return_predictions:
         return df
-    target.layers[f"{key}_pred"] = out_pred.to_numpy(np.float32)
-    mdata.obsm[f"X_{key}"] = out_lat
+    target.layers[f"{key}_pred"] = out.pred.to_numpy(np.float32)
+    if out.interval is not None:
+        target.layers[f"{key}_pred_lower"] = out.lower.astype(np.float32)
+        target.layers[f"{key}_pred_upper"] = out.upper.astype(np.float32)
+        mdata.uns[f"{key}_prediction_interval"] = out.interval
+    mdata.obsm[f"X_{key}"] = out.latent
+    mdata.obsm[f"X_{key}_spread"] = out.spread_sd
+    mdata.obs[f"{key}_latent_spread"] = out.spread
     mdata.obs[f"{key}_fold"] = pd.Categorical(fold_of)
-    return df, out_pred, out_lat
+    return df, out.pred, out.latent
 
 
 def _fit_folds(method, arrays, kwargs, *, ensemble, progress, on_fold_done=None):
@@ -337,27 +366,3 @@ def _fit_folds(method, arrays, kwargs, *, ensemble, progress, on_fold_done=None)
         return fit_sbnn_members(
             trains, seeds, params, ensemble=False, progress=False, on_member_done=done
         )
-
-
-def _out_of_fold(mdata, target, fold_of, run, preds, latents, y):
-    """Each cell's prediction (in target units) and aligned latent from its test fold."""
-    from ..pp import fit_zscore
-
-    unscaled = "unscaled" in target.layers
-    raw = target.layers["unscaled"] if unscaled else target.X
-    raw = np.asarray(raw.toarray() if hasattr(raw, "toarray") else raw, dtype=np.float64)
-    pred = np.zeros(raw.shape, dtype=np.float64)
-    ref = latents[run[0]]
-    lat = np.zeros_like(ref, dtype=np.float64)
-    for k in run:
-        test = fold_of == k
-        mu, sd = fit_zscore(raw[fold_of != k])
-        pred[test] = preds[k][test] * np.asarray(sd) + np.asarray(mu)
-        lat[test] = _align(latents[k].astype(np.float64), ref.astype(np.float64))[test]
-    check_fit_finite(
-        [pred, lat],
-        model="cross-validation",
-        phase="out-of-fold predictions",
-        hint="Lower the learning rate `lr`",
-    )
-    return pd.DataFrame(pred, index=mdata.obs_names, columns=target.var_names), lat

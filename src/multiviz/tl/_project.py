@@ -18,6 +18,7 @@ from .._validate import (
     get_layer,
     get_modality,
 )
+from ._intervals import bounds
 from ._paired_data import PairedArrays
 
 
@@ -99,7 +100,10 @@ def project(
     key_added
         Writes ``mdata[x].obsm[f"X_{key_added}"]`` (the latent) and
         ``mdata[x].obsm[f"{key_added}_pred"]`` (a DataFrame of the predicted targets,
-        z-scores of the training targets), and the same in ``mdata.obsm`` when the
+        z-scores of the training targets), ``[f"{key_added}_pred_lower"]`` and
+        ``[f"{key_added}_pred_upper"]`` (the bounds of the model's conformal prediction
+        interval, when :func:`multiviz.tl.sbnn` could calibrate one on its held-out
+        cells: ``model.prediction_interval_``), and the same in ``mdata.obsm`` when the
         MuData's cells are those of the gene modality.
     copy
         Work on and return a copy.
@@ -138,11 +142,16 @@ def project(
     if copy:
         mdata = mdata.copy()
     rna = mdata.mod[(model.preprocessing_ or {}).get("x", "rna")]
-    frame = pd.DataFrame(pred.to_numpy(), index=rna.obs_names, columns=pred.columns)
-    rna.obsm[f"X_{key_added}"] = latent
-    rna.obsm[f"{key_added}_pred"] = frame
-    if mdata.n_obs == rna.n_obs and np.array_equal(mdata.obs_names, rna.obs_names):
-        mdata.obsm[f"X_{key_added}"] = latent
-        mdata.obsm[f"{key_added}_pred"] = frame
+    frames = {"pred": pd.DataFrame(pred.to_numpy(), index=rna.obs_names, columns=pred.columns)}
+    record = getattr(model, "prediction_interval_", None)
+    if record is not None:
+        lower, upper = bounds(frames["pred"].to_numpy(), record, pred.columns)
+        frames["pred_lower"] = pd.DataFrame(lower, index=rna.obs_names, columns=pred.columns)
+        frames["pred_upper"] = pd.DataFrame(upper, index=rna.obs_names, columns=pred.columns)
+    same_cells = mdata.n_obs == rna.n_obs and np.array_equal(mdata.obs_names, rna.obs_names)
+    for where in (rna, mdata) if same_cells else (rna,):
+        where.obsm[f"X_{key_added}"] = latent
+        for name, frame in frames.items():
+            where.obsm[f"{key_added}_{name}"] = frame
     logg.info("    projected %d cells into the sBNN latent (obsm['X_%s'])", mdata.n_obs, key_added)
     return mdata if copy else None

@@ -28,6 +28,7 @@ from ._heldout import (
     training_part,
     warn_if_weak,
 )
+from ._intervals import LEVEL, bounds, check_level, split_conformal
 from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
 
 MIN_CELLS_PRETRAIN = 40
@@ -136,6 +137,7 @@ def sbnn(
     genes=None,
     gene_decoder_epochs: int = 100,
     train_size: float = 0.9,
+    interval: float | None = LEVEL,
     random_state: int = 0,
     key_added: str = "sbnn",
     accelerator: str = "auto",
@@ -180,6 +182,11 @@ def sbnn(
         the same ``n_genes`` fitted on the same training cells, ``r2_heldout_linear``.
         A warning (:class:`~multiviz.FitQualityWarning`) says when the held-out R² does not
         beat the mean predictor or sRRR. ``1.0`` trains on every cell (no held-out numbers).
+    interval
+        Coverage of the prediction intervals (0.9): split conformal from the held-out
+        cells' residuals (:mod:`multiviz.tl._intervals`), valid for new cells like the
+        training ones without assumptions on the model or noise. Needs at least
+        ``interval / (1 - interval)`` held-out cells (9 for 0.9); ``None`` skips them.
     random_state
         Seed (weights, k-means, the held-out cells, hold-out split, shuffling), in
         ``[0, 2**32 - 1]``.
@@ -208,7 +215,9 @@ def sbnn(
     - ``mdata.obsm[f"X_{key_added}"]`` and ``mdata[x].obsm[f"X_{key_added}"]``: bottleneck;
     - ``mdata[x].var[f"{key_added}_selected"]`` and ``[f"{key_added}_weight_norm"]``
       (first-layer row norms just before pruning; 0 for genes outside ``genes``);
-    - ``mdata[y].layers[f"{key_added}_pred"]``: predicted targets (z-scores);
+    - ``mdata[y].layers[f"{key_added}_pred"]``: predicted targets (z-scores), and
+      ``[f"{key_added}_pred_lower"]`` / ``[f"{key_added}_pred_upper"]``: the bounds of the
+      ``interval`` prediction interval (see ``interval``);
     - ``mdata[x].obsm[f"{key_added}_genes_pred"]``: DataFrame of the decoder's
       reconstruction of the selected genes (if ``gene_decoder_epochs`` > 0);
     - ``mdata.uns[key_added]``: ``params``, ``history`` (per-epoch, per-phase),
@@ -216,8 +225,10 @@ def sbnn(
       ``r2_train_per_feature`` (paper eq. 3/4, on the training cells), ``r2_heldout``,
       ``r2_heldout_per_feature``, ``r2_heldout_linear`` and ``n_heldout`` (on the held-out
       cells, with the training mean; see ``train_size``), ``heldout_cells`` (their names),
-      ``pretrain_val_cross_entropy`` (per pre-training epoch, on the 40 % hold-out) and
-      ``features_dropped`` (constant targets).
+      ``pretrain_val_cross_entropy`` (per pre-training epoch, on the 40 % hold-out),
+      ``features_dropped`` (constant targets) and ``prediction_interval`` (``level``,
+      ``method``, ``n_calibration``, per-feature ``halfwidth`` in z-score units; the model
+      keeps it as ``prediction_interval_`` for :func:`multiviz.tl.project`).
 
     Raises
     ------
@@ -253,6 +264,7 @@ def sbnn(
     bottleneck = check_int(bottleneck, "bottleneck", minimum=1)
     gene_decoder_epochs = check_int(gene_decoder_epochs, "gene_decoder_epochs", minimum=0)
     check_str(key_added, "key_added")
+    interval = check_level(interval)
     check_extra(train_kwargs, "mv.tl.sbnn")
     if not copy:
         check_writable(mdata, "mdata")
@@ -289,6 +301,9 @@ def sbnn(
             scores["r2_heldout_linear"] = linear_heldout_r2(
                 data, split, rank=bottleneck, n_genes=n_genes
             )
+        model.prediction_interval_ = split_conformal(
+            data.Y[split.test], pred[split.test], data.feature_names, interval, "sBNN"
+        )
         warn_if_weak(
             f"sBNN-{bottleneck}",
             scores,
@@ -314,6 +329,11 @@ def sbnn(
     rna.var[f"{key_added}_selected"] = selected
     rna.var[f"{key_added}_weight_norm"] = norms
     target.layers[f"{key_added}_pred"] = pred_all
+    record = model.prediction_interval_
+    if record is not None:
+        lower, upper = bounds(pred_all, record, target.var_names)
+        target.layers[f"{key_added}_pred_lower"] = lower
+        target.layers[f"{key_added}_pred_upper"] = upper
     if genes_pred is not None:
         genes_pred.index = rna.obs_names
         rna.obsm[f"{key_added}_genes_pred"] = genes_pred
@@ -346,6 +366,7 @@ def sbnn(
         **(
             {"heldout_cells": np.asarray(rna.obs_names[split.test], dtype=object)} if scores else {}
         ),
+        **({} if record is None else {"prediction_interval": record}),
     }
     logg.info(
         "    sBNN-%d: %strain R² %.3f, selected %s",

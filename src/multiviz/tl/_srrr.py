@@ -28,6 +28,7 @@ from ._heldout import (
     training_part,
     warn_if_weak,
 )
+from ._intervals import LEVEL, bounds, check_level, split_conformal
 from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
 
 
@@ -95,6 +96,7 @@ def srrr(
     relaxed: bool = True,
     genes=None,
     train_size: float = 0.9,
+    interval: float | None = LEVEL,
     random_state: int = 0,
     key_added: str = "srrr",
     copy: bool = False,
@@ -129,6 +131,9 @@ def srrr(
         (:class:`~multiviz.FitQualityWarning`) says when the held-out R² does not beat the
         mean predictor. ``1.0`` fits every cell (no held-out numbers), as the paper's
         figures do.
+    interval
+        Coverage of the prediction intervals (0.9): split conformal from the held-out
+        cells' residuals (see :func:`multiviz.tl.sbnn`); ``None`` skips them.
     random_state
         Seed of the held-out cells (the fit itself is deterministic).
     key_added
@@ -141,7 +146,8 @@ def srrr(
     ``None`` (or the copy). Writes ``mdata.obsm[f"X_{key_added}"]`` (and in
     ``mdata[x].obsm``), ``mdata[x].var[f"{key_added}_selected"]``,
     ``mdata[x].varm[f"{key_added}_loadings"]`` (W, zero rows outside ``genes``),
-    ``mdata[y].layers[f"{key_added}_pred"]`` and ``mdata.uns[key_added]`` (``V``,
+    ``mdata[y].layers[f"{key_added}_pred"]`` (with ``_pred_lower``/``_pred_upper``, the
+    ``interval`` bounds) and ``mdata.uns[key_added]`` (``V``, ``prediction_interval``,
     ``x_mean``, ``y_mean``, ``lam``, ``path``, ``params``, ``r2_train`` on the training
     cells; ``r2_heldout``, ``r2_heldout_per_feature``, ``n_heldout`` and ``heldout_cells``
     on the held-out ones, see ``train_size``; :func:`multiviz.tl.cross_validate` averages
@@ -176,6 +182,7 @@ def srrr(
     data = full_arrays(mdata, x=x, y=y, genes=genes)
     _check_srrr_args(rank, n_genes, lam, alpha, data)
     random_state = check_random_state(random_state)
+    interval = check_level(interval)
     split = heldout_split(data.X.shape[0], train_size, random_state, min_train=3)
     from ..train import fit_context
 
@@ -197,6 +204,9 @@ def srrr(
             hint="Check the inputs for extreme values",
         )
         scores = heldout_scores(data, pred, split)
+        record = split_conformal(
+            data.Y[split.test], pred[split.test], data.feature_names, interval, "sRRR"
+        )
         warn_if_weak(
             f"sRRR-{rank}",
             scores,
@@ -217,6 +227,10 @@ def srrr(
     rna.var[f"{key_added}_selected"] = selected
     rna.varm[f"{key_added}_loadings"] = W
     target.layers[f"{key_added}_pred"] = pred_all
+    if record is not None:
+        lower, upper = bounds(pred_all, record, target.var_names)
+        target.layers[f"{key_added}_pred_lower"] = lower
+        target.layers[f"{key_added}_pred_upper"] = upper
     x_mean = np.zeros(rna.n_vars)
     x_mean[idx] = res.x_mean
     y_mean = np.zeros(target.n_vars)
@@ -251,6 +265,7 @@ def srrr(
         **(
             {"heldout_cells": np.asarray(rna.obs_names[split.test], dtype=object)} if scores else {}
         ),
+        **({} if record is None else {"prediction_interval": record}),
     }
     logg.info(
         "    sRRR-%d: lam %.4g, %d genes, %strain R² %.3f",

@@ -93,6 +93,8 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         self.phase_history_: pd.DataFrame | None = None
         self.weight_norms_: np.ndarray | None = None
         self.preprocessing_: dict | None = None
+        # split-conformal prediction interval (multiviz.tl._intervals), set by mv.tl.sbnn
+        self.prediction_interval_: dict | None = None
         self.r2_train_: float | None = None
         self.pretrain_baseline_ce_: float | None = None
         self._model_summary_string = (
