@@ -28,6 +28,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx_autodoc_typehints",
+    "bench_role",  # {bench} / {bench-machine}: numbers from benchmarks/results/*.json
 ]
 autosummary_generate = True
 autodoc_member_order = "bysource"
