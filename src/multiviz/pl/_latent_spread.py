@@ -48,7 +48,7 @@ def latent_spread(
     ax
         Axes to draw into (default: a new figure).
     show, save, return_fig
-        As in scanpy: see :mod:`multiviz.pl`.
+        As in scanpy (see the ``mv.pl`` module docstring).
 
     Returns
     -------

@@ -132,7 +132,7 @@ def cross_validate(
         beat it on average (e.g. 80 cells of M1: sBNN-2 ~0.05-0.20, sRRR-2 0.32).
     interval
         With ``return_predictions``: coverage of each cell's prediction interval (0.9),
-        from the *other* cells' out-of-fold residuals (:mod:`multiviz.tl._intervals`);
+        from the *other* cells' out-of-fold residuals (split conformal);
         ``None`` skips it.
     align_to
         With ``return_predictions``: ``obsm`` key of the latent every fold's latent is
@@ -171,7 +171,7 @@ def cross_validate(
     - ``mdata.obsm[f"X_{key_added}_spread"]`` (per-axis standard deviation) and
       ``mdata.obs[f"{key_added}_latent_spread"]`` (root-mean-square distance): how far
       the folds' models, aligned to the reference, disagree on each cell's position
-      (:mod:`multiviz.tl._latent_spread`; drawn by :func:`multiviz.pl.latent_spread`);
+      (drawn by :func:`multiviz.pl.latent_spread`);
     - ``mdata.obs[f"{key_added}_fold"]``: the cell's test fold.
 
     Warns

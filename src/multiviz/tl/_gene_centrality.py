@@ -44,7 +44,7 @@ def gene_centrality(
     are significant too (they are co-expressed); rank by ``centrality`` to find hubs. Real
     and shadow genes share one fit because a fit on the permuted matrix alone collapses
     (every R² ~0) and would call genes with no partner significant
-    (:mod:`multiviz.tl._centrality_null` gives the numbers). The fit costs about as much
+    (``multiviz.tl._centrality_null`` gives the numbers). The fit costs about as much
     as the original on twice the genes (logged at INFO). Settings ``uns[key]["params"]``
     does not record (``weight_decay``, ``dropout_rate``, categorical and continuous
     covariates, accelerator) take :func:`~multiviz.tl.sivae`'s defaults.

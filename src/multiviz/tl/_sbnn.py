@@ -184,7 +184,7 @@ def sbnn(
         beat the mean predictor or sRRR. ``1.0`` trains on every cell (no held-out numbers).
     interval
         Coverage of the prediction intervals (0.9): split conformal from the held-out
-        cells' residuals (:mod:`multiviz.tl._intervals`), valid for new cells like the
+        cells' residuals (the ``ceil((n + 1) interval)``-th smallest of ``n``), valid for new cells like the
         training ones without assumptions on the model or noise. Needs at least
         ``interval / (1 - interval)`` held-out cells (9 for 0.9); ``None`` skips them.
     random_state
