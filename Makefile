@@ -13,7 +13,7 @@ DATA ?=
 OUT ?= demo_output
 BIN := $(VENV)/bin
 
-.PHONY: demo test docs lint bench clean
+.PHONY: demo test docs lint bench structure clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests $(wildcard benchmarks)
 	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
+
+structure: $(VENV)/.installed
+	$(BIN)/python benchmarks/structure.py
 
 docs: $(VENV)/.installed-doc
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

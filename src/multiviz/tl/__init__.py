@@ -15,7 +15,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "_cca": ["cca", "cca_project"],
         "_compare_methods": ["compare_methods"],
-        "_consensus": ["sbnn_consensus"],
+        "_consensus": ["sbnn_consensus"],  # deprecated alias (FutureWarning)
         "_coupled_autoencoder": ["coupled_autoencoder"],
         "_cross_modal_predict": ["cross_modal_predict"],
         "_cross_validate": ["cross_validate", "cv_folds"],
