@@ -186,3 +186,31 @@ def test_coupled_cross_modal_interval_covers_new_cells():
         layers["cae_from_rna_upper"] - layers["cae_from_rna"],
         rtol=1e-4,
     )
+
+
+def test_noise_feature_is_named_at_fit_and_at_prediction():
+    """Issue 21, item 2: a planted pure-noise protein is predicted no better than its mean."""
+    from test_coupled_model import _mdata, _planted
+
+    xr, xe, names, _ = _planted(n=400)
+    xe = xe.copy()
+    xe[:, 0] = np.random.default_rng(5).standard_normal(len(names))  # feature 0: noise
+    m = _mdata(xr, xe, names)
+    noise = str(m["ephys"].var_names[0])
+    kw = {
+        "model_kwargs": {"hidden": (16, 16)},
+        "train_kwargs": {"steps_per_epoch": 40},
+        "random_state": 0,
+        "max_epochs": 10,
+        "batch_size": 60,
+    }
+    with pytest.warns(mv.FitQualityWarning, match="worse than their mean by rna->ephys") as fit:
+        mv.tl.coupled_autoencoder(m, **kw)
+    message = next(str(w.message) for w in fit if "rna->ephys" in str(w.message))
+    assert f"{noise} " in message
+    per_feature = m.uns["cae"]["r2_heldout_cross_modal_per_feature"]["rna->ephys"]
+    assert per_feature[noise] <= 0 < min(v for f, v in per_feature.items() if f != noise)
+    with pytest.warns(mv.FitQualityWarning, match=noise):
+        mv.tl.cross_modal_predict(m, source="rna", target="ephys")
+    r2 = m["ephys"].var["cae_from_rna_r2_heldout"]
+    assert r2[noise] <= 0 and (r2.drop(noise) > 0).all()

@@ -25,7 +25,12 @@ from .._validate import (
     check_writable,
     get_layer,
 )
-from ._coupled_heldout import TRAIN_SIZE, cross_modal_heldout, warn_if_cross_modal_fails
+from ._coupled_heldout import (
+    TRAIN_SIZE,
+    cross_modal_heldout,
+    warn_for_features_below_mean,
+    warn_if_cross_modal_fails,
+)
 from ._coupled_heldout import describe as describe_heldout
 
 if TYPE_CHECKING:
@@ -188,9 +193,11 @@ def coupled_autoencoder(
         ``mdata.uns[key_added]`` gets ``r2_heldout_cross_modal`` (``{"rna->ephys": R²}``,
         with the training cells' mean as the baseline), ``r2_heldout_cross_modal_linear``
         (ridge regression from all source features on the same training cells),
-        ``n_heldout_cross_modal`` and ``heldout_cells``; a
-        :class:`~multiviz.FitQualityWarning` says when a direction does not beat the mean
-        predictor or the linear baseline. ``train_kwargs={"train_size": 1.0}`` trains on
+        ``n_heldout_cross_modal``, ``heldout_cells``, ``r2_heldout_cross_modal_per_feature``
+        and ``prediction_interval`` (90 % split-conformal half-widths per direction and
+        feature); a :class:`~multiviz.FitQualityWarning` says when a direction does not
+        beat the mean predictor or the linear baseline, and names the features a direction
+        predicts worse than their mean. ``train_kwargs={"train_size": 1.0}`` trains on
         every cell, as the paper (no held-out numbers).
 
     Returns
@@ -306,6 +313,7 @@ def coupled_autoencoder(
                 random_state,
             )
         warn_if_cross_modal_fails(heldout)
+        warn_for_features_below_mean(heldout)
     out = mdata.copy() if copy else mdata
     for mod in modalities:
         full = np.full((mdata.n_obs, model.module.n_latent), np.nan, dtype=np.float32)

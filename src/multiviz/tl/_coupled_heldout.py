@@ -80,8 +80,9 @@ def cross_modal_heldout(
     the model was trained with (its split is drawn from the model's seed). Empty without a
     held-out split or without held-out cells measured in two modalities. Beside each R²,
     ``r2_heldout_cross_modal_linear`` holds the linear baseline's on the same cells
-    (ridge regression from all source features, fitted on the same training cells), and
-    ``prediction_interval`` the split-conformal half-widths of a 90 % interval per
+    (ridge regression from all source features, fitted on the same training cells),
+    ``r2_heldout_cross_modal_per_feature`` (per direction and target feature; a feature
+    constant over the held-out cells has none), and ``prediction_interval`` the split-conformal half-widths of a 90 % interval per
     direction and target feature (:mod:`multiviz.tl._intervals`; a direction with fewer
     held-out cells than the interval needs has none).
     """
@@ -92,7 +93,7 @@ def cross_modal_heldout(
     held[stack_rows[val]] = True
     train, test = mdata[~held], mdata[held].copy()
     names = model._feature_names()
-    r2, counts, linear, widths = {}, {}, {}, {}
+    r2, counts, linear, widths, per_feature = {}, {}, {}, {}, {}
     for target in modalities:
         x_train, _ = model_features(train, target, layers, names[target])
         mean = np.nanmean(x_train, axis=0)
@@ -108,6 +109,10 @@ def cross_modal_heldout(
                 continue
             r2[f"{source}->{target}"] = score
             counts[f"{source}->{target}"] = int(cells.sum())
+            scores = [masked_r2(x[:, [j]], pred[:, [j]], mean[[j]]) for j in range(x.shape[1])]
+            per_feature[f"{source}->{target}"] = {
+                str(f): float(v) for f, v in zip(names[target], scores) if v is not None
+            }
             halfwidth = conformal_halfwidth(np.where(np.isfinite(pred), x - pred, np.nan), LEVEL)
             if halfwidth is not None:
                 widths[f"{source}->{target}"] = dict(zip(map(str, names[target]), halfwidth))
@@ -119,6 +124,7 @@ def cross_modal_heldout(
     return {
         "r2_heldout_cross_modal": r2,
         "n_heldout_cross_modal": counts,
+        "r2_heldout_cross_modal_per_feature": per_feature,
         "r2_heldout_cross_modal_linear": linear,
         "heldout_cells": np.asarray(mdata.obs_names[held], dtype=object),
         **(
@@ -169,6 +175,36 @@ def warn_if_cross_modal_fails(scores: Mapping) -> bool:
         category=FitQualityWarning,
     )
     return True
+
+
+def warn_for_features_below_mean(scores: Mapping, directions=None) -> dict:
+    """Warn naming the target features a direction predicts worse than their mean.
+
+    Held-out R² <= 0 per feature (``r2_heldout_cross_modal_per_feature``), for every
+    direction or those in ``directions``. Returns ``{direction: [features]}`` warned about.
+    """
+    per_feature = scores.get("r2_heldout_cross_modal_per_feature", {})
+    counts = scores.get("n_heldout_cross_modal", {})
+    bad = {
+        d: {f: v for f, v in values.items() if not v > 0.0}
+        for d, values in per_feature.items()
+        if directions is None or d in directions
+    }
+    bad = {d: v for d, v in bad.items() if v}
+    for direction, features in bad.items():
+        shown = sorted(features.items(), key=lambda item: item[1])
+        logg.warning(
+            "coupled autoencoder: %d of %d features are predicted worse than their mean by %s "
+            "on the %d held-out cells (R² %s). Do not read these predictions; a linear model "
+            "(`mv.tl.cca`) or more coupling (`lam`) may do better.",
+            len(features),
+            len(per_feature[direction]),
+            direction,
+            counts.get(direction, 0),
+            ", ".join(f"{f} {v:.2f}" for f, v in shown[:10]) + (", ..." if len(shown) > 10 else ""),
+            category=FitQualityWarning,
+        )
+    return {d: sorted(v) for d, v in bad.items()}
 
 
 def describe(scores: Mapping) -> str:

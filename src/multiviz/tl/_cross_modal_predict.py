@@ -19,6 +19,7 @@ from .._validate import (
 )
 from ..models.coupled._data import modality_rows
 from ..models.coupled._module import make_mlp
+from ._coupled_heldout import warn_for_features_below_mean
 from ._intervals import bounds
 
 __all__ = ["cross_modal_predict"]
@@ -72,7 +73,10 @@ def cross_modal_predict(
         rows where the cell lacks ``source``) so their predictions are kept too. When the
         fit calibrated a prediction interval for this direction on its held-out cells
         (``mdata.uns[key]["prediction_interval"]``, 90 %, split conformal), its bounds go
-        to ``f"{key_added}_lower"`` and ``f"{key_added}_upper"`` beside the prediction.
+        to ``f"{key_added}_lower"`` and ``f"{key_added}_upper"`` beside the prediction, and
+        each feature's held-out R² to ``mdata[target].var[f"{key_added}_r2_heldout"]``
+        (not written when some feature is constant over the held-out cells); features predicted worse
+        than their mean there are named in a :class:`~multiviz.FitQualityWarning`.
     batch_size
         Cells decoded at once.
     copy
@@ -148,7 +152,14 @@ def cross_modal_predict(
             ("lower", "upper"), zip(bounds(layer, record, names), bounds(full, record, names))
         ):
             results[f"{key_added}_{end}"] = (lay, ful)
+    direction = f"{source}->{target}"
+    r2_features = info.get("r2_heldout_cross_modal_per_feature", {}).get(direction)
+    warn_for_features_below_mean(info, directions=(direction,))
     out = mdata.copy() if copy else mdata
+    if r2_features is not None and set(names) <= set(r2_features):
+        out.mod[target].var[f"{key_added}_r2_heldout"] = np.array(
+            [r2_features[f] for f in names], dtype=np.float64
+        )
     for name, (lay, ful) in results.items():
         out.mod[target].layers[name] = lay
         if (has & ~in_target).any():
