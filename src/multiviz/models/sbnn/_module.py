@@ -209,6 +209,21 @@ class SBNNModule(BaseModuleClass):
         r""":math:`\sum_g \lVert W_1[g, :]\rVert_2` over the input genes."""
         return self.first.weight.norm(dim=0).sum()
 
+    @torch.no_grad()
+    def add_group_lasso_gradient(self, lasso: float) -> torch.Tensor:
+        r"""Add :math:`\lambda W_1[g] / \lVert W_1[g]\rVert` to the first layer's gradient.
+
+        The gradient of ``lasso * group_lasso()`` (0 for a zero row, as autograd's), added
+        in place after the data term's backward pass; returns the penalty.
+        """
+        weight = self.first.weight
+        norms = weight.norm(dim=0)
+        scale = (lasso / norms.clamp_min(1e-30)).masked_fill_(norms == 0, 0.0)
+        if weight.grad is None:
+            weight.grad = torch.zeros_like(weight)
+        weight.grad.addcmul_(weight, scale[None, :])
+        return norms.sum()
+
     # ------------------------------------------- scvi-tools BaseModuleClass API
     def _get_inference_input(self, tensors):
         return {"x": tensors["X"]}

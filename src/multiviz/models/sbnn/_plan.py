@@ -328,17 +328,17 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         else:
             _, out = module.forward_targets(xb)
             fit = F.mse_loss(out, self._Y.index_select(0, idx.to(xb.device)))
+        opt.zero_grad(set_to_none=True)
+        if self.stepwise:
+            self.manual_backward(fit)
+        else:
+            fit.backward()
         if phase.lasso > 0 and "first." not in phase.frozen:
-            pen = module.group_lasso()
+            pen = module.add_group_lasso_gradient(phase.lasso)
             loss = fit + phase.lasso * pen
         else:
             pen = torch.zeros((), device=fit.device)
             loss = fit
-        opt.zero_grad(set_to_none=True)
-        if self.stepwise:
-            self.manual_backward(loss)
-        else:
-            loss.backward()
         opt.step()
         return torch.stack([loss.detach(), fit.detach(), pen.detach()]).float()
 
