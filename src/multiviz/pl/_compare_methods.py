@@ -13,6 +13,7 @@ from matplotlib.transforms import blended_transform_factory
 from mudata import MuData
 
 from .._validate import InputError
+from ._docs import figure_doc
 from ._utils import finish, new_axes
 
 _COLUMNS = {"feature", "diff", "ci_low", "ci_high", "wins", "n_folds"}
@@ -49,6 +50,7 @@ def _read(data, key: str) -> tuple[pd.DataFrame, str, dict]:
     return table, verdict, params
 
 
+@figure_doc
 def compare_methods(
     data: MuData | pd.DataFrame,
     key: str = "compare_srrr_sbnn",
@@ -78,17 +80,12 @@ def compare_methods(
         Draw into this Axes.
     figsize
         Figure size when a new figure is made.
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

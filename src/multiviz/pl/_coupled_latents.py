@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError, check_mudata
+from ._docs import figure_doc
 from ._utils import (
     as_categories,
     category_palette,
@@ -29,6 +30,7 @@ def _labels(mdata: MuData, color: str | None) -> tuple[np.ndarray, list[str]]:
     return as_categories(mdata.obs[color])
 
 
+@figure_doc
 def coupled_latents(
     mdata: MuData,
     *,
@@ -66,17 +68,12 @@ def coupled_latents(
         Marker size.
     ax, figsize
         Draw into ``ax`` (its area is split into panels); figure size.
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

@@ -11,9 +11,11 @@ from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError, check_mudata, get_layer, get_modality
+from ._docs import figure_doc
 from ._utils import finish, new_figure
 
 
+@figure_doc
 def cross_modal(
     mdata: MuData,
     *,
@@ -48,17 +50,12 @@ def cross_modal(
         Observed values (default ``.X``, the model's input space).
     ax, figsize
         Draw into ``ax`` (its area is split into panels); figure size.
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

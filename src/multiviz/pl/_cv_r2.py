@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError
+from ._docs import figure_doc
 from ._utils import finish, own
 
 _COLUMNS = {"method", "params", "fold", "feature", "r2"}
@@ -57,6 +58,7 @@ def _model_labels(df: pd.DataFrame, labels: dict | None) -> pd.Series:
     return combined
 
 
+@figure_doc
 def cv_r2(
     data: MuData | pd.DataFrame | Sequence[pd.DataFrame],
     *,
@@ -91,17 +93,12 @@ def cv_r2(
         Draw into this Axes.
     figsize
         Figure size when a new figure is made.
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

@@ -14,6 +14,7 @@ from matplotlib.tri import Triangulation
 from mudata import MuData
 
 from .._validate import InputError, check_mudata
+from ._docs import figure_doc
 from ._utils import (
     as_categories,
     category_palette,
@@ -185,6 +186,7 @@ def _palette(mdata: MuData, color: str, values: pd.Series, cats: list[str]) -> d
     return category_palette(sources, name, cats, all_categories=full)
 
 
+@figure_doc
 def latent_overlay(
     mdata: MuData,
     basis: str = "sbnn",
@@ -266,17 +268,12 @@ def latent_overlay(
         Contour levels, colour map, scatter size, overlay panels per row.
     ax
         Draw the whole layout into the space of this Axes.
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

@@ -11,9 +11,11 @@ from matplotlib.figure import Figure
 from mudata import MuData
 
 from .._validate import InputError
+from ._docs import figure_doc
 from ._utils import finish, new_axes
 
 
+@figure_doc
 def latent_spread(
     mdata: MuData,
     key: str = "cv_sbnn",
@@ -48,12 +50,11 @@ def latent_spread(
     ax
         Axes to draw into (default: a new figure).
     show, save, return_fig
-        As in scanpy (see the ``mv.pl`` module docstring).
+        [figure-parameters]
 
     Returns
     -------
-    The :class:`~matplotlib.figure.Figure` with ``return_fig=True`` or ``show=False``, else
-    ``None``.
+    [figure-returns]
 
     Examples
     --------

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from multiviz._validate import InputError, check_anndata
 
+from ._docs import figure_doc
 from ._repel import repel_labels
 from ._utils import (
     NA_COLOR,
@@ -28,6 +29,7 @@ from ._utils import (
 __all__ = ["loadings"]
 
 
+@figure_doc
 def loadings(
     adata: AnnData,
     *,
@@ -61,19 +63,14 @@ def loadings(
         Labels are moved apart so that none overlap, with a line to their gene.
     ax
         Axes to draw into (default: a new figure).
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
     size
         Marker size.
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

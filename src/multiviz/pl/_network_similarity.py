@@ -12,11 +12,13 @@ from matplotlib.figure import Figure
 
 from multiviz._validate import InputError
 
+from ._docs import figure_doc
 from ._utils import finish, new_axes
 
 __all__ = ["network_similarity"]
 
 
+@figure_doc
 def network_similarity(
     result,
     *,
@@ -44,17 +46,12 @@ def network_similarity(
         Write the sample names next to the points.
     ax
         Axes to draw into.
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

@@ -12,9 +12,11 @@ from mudata import MuData
 
 from .._validate import InputError
 from ..metrics._stability import jaccard
+from ._docs import figure_doc
 from ._utils import finish, own
 
 
+@figure_doc
 def selection_stability(
     mdata: MuData,
     *,
@@ -42,17 +44,12 @@ def selection_stability(
         Two Axes to draw into.
     figsize
         Figure size when a new figure is made.
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------

@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._validate import InputError
+from ._docs import figure_doc
 from ._utils import finish, legend_outside, new_figure
 
 # siVAE's uns history prefixes the metrics of its first two steps (the third is unprefixed).
@@ -68,6 +69,7 @@ def _numeric(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c != "epoch" and table[c].dtype.kind in "biuf"]
 
 
+@figure_doc
 def training_history(
     data,
     *,
@@ -103,17 +105,12 @@ def training_history(
         Draw into the space of this Axes (split into one panel per phase).
     figsize
         Figure size when a new figure is made (default: 3.2 in per phase, at least 6 in).
-    show
-        Show the figure; ``None`` shows it when matplotlib is interactive (e.g. Jupyter).
-    save
-        Save the figure to this path (format from the suffix, ≥ 150 dpi).
-    return_fig
-        Return the Figure instead of showing it.
+    show, save, return_fig
+        [figure-parameters]
 
     Returns
     -------
-    :class:`~matplotlib.figure.Figure` or ``None``
-        The figure when ``return_fig=True`` or ``show=False``; ``None`` once it is shown.
+    [figure-returns]
 
     Examples
     --------
