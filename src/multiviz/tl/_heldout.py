@@ -101,15 +101,6 @@ def heldout_scores(data: PairedArrays, pred: np.ndarray, split: Split) -> dict:
     }
 
 
-def linear_heldout_r2(data: PairedArrays, split: Split, *, rank: int, n_genes: int) -> float:
-    """Held-out R² of sRRR (``rank``, ``n_genes``) fitted on the same training cells."""
-    from ._srrr import fit_srrr
-
-    res, _ = fit_srrr(training_part(data, split), rank=min(rank, data.Y.shape[1]), n_genes=n_genes)
-    mean = data.Y[split.train].mean(axis=0)
-    return r2_score(data.Y[split.test], res.predict(data.X[split.test]), train_mean=mean)
-
-
 def warn_if_weak(model: str, scores: dict, n_train: int, *, fix: str) -> None:
     """Warn (:class:`~multiviz.FitQualityWarning`) when held-out R² <= 0 or below sRRR's."""
     if not scores:

@@ -19,17 +19,19 @@ from .._validate import (
     resolve_target,
     resolve_var_mask,
 )
+from ..metrics._r2 import r2_score
 from ._heldout import (
+    Split,
     describe,
     heldout_scores,
     heldout_split,
-    linear_heldout_r2,
     train_scores,
     training_part,
     warn_if_weak,
 )
 from ._intervals import LEVEL, bounds, check_level, split_conformal
 from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
+from ._srrr import fit_srrr
 
 MIN_CELLS_PRETRAIN = 40
 """Fewest cells ``mv.tl.sbnn`` accepts with pre-training: 40 % are held out and the rest
@@ -86,6 +88,13 @@ def fit_sbnn(
         **train_kwargs,
     )
     return model
+
+
+def linear_heldout_r2(data: PairedArrays, split: Split, *, rank: int, n_genes: int) -> float:
+    """Held-out R² of sRRR (``rank``, ``n_genes``) fitted on the same training cells."""
+    res, _ = fit_srrr(training_part(data, split), rank=min(rank, data.Y.shape[1]), n_genes=n_genes)
+    mean = data.Y[split.train].mean(axis=0)
+    return r2_score(data.Y[split.test], res.predict(data.X[split.test]), train_mean=mean)
 
 
 def sbnn_forward(model, X: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
