@@ -20,7 +20,7 @@ def latent_spread(
     mdata: MuData,
     key: str = "cv_sbnn",
     *,
-    scale: float = 2.0,
+    scale: float = 1.0,
     cmap: str = "viridis",
     ax: Axes | None = None,
     show: bool | None = None,
@@ -31,8 +31,8 @@ def latent_spread(
 
     Every cell is drawn at its out-of-fold position (``mdata.obsm[f"X_{key}"]``), with an
     ellipse whose half-axes are ``scale`` times its per-axis standard deviation over the
-    folds' aligned latents (``mdata.obsm[f"X_{key}_spread"]``; 2: about 95 % of the members'
-    positions for a normal spread) and a colour for its root-mean-square spread
+    folds' aligned latents (``mdata.obsm[f"X_{key}_spread"]``; 1 by default, which keeps
+    the picture readable; 2 covers about 95 % of the members' positions for a normal spread) and a colour for its root-mean-square spread
     (``mdata.obs[f"{key}_latent_spread"]``). Both are written by
     :func:`multiviz.tl.cross_validate` with ``return_predictions=True``. Regions drawn with
     large ellipses are those the map places unreliably. Draws the first two latent axes.
