@@ -13,11 +13,10 @@ import math
 import numpy as np
 import pytest
 from _sbnn_helpers import one_torch_thread  # noqa: F401
+from test_heldout_at_fit import TINY
 
 import multiviz as mv
 from multiviz.tl._intervals import conformal_halfwidth, out_of_fold_intervals
-
-TINY = {"pretrain": False, "no_pretrain_epochs": 60, "pruned_epochs": 60, "gene_decoder_epochs": 0}
 
 
 @pytest.fixture(scope="module")

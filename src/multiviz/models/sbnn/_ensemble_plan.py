@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from ._ensemble import StackedAdam, StackedSBNN
 from ._ensemble_screen import ScreeningMixin, pad_rows
-from ._module import SBNNModule, check_sbnn_size
+from ._module import SBNNModule, add_group_lasso_gradient_, check_sbnn_size
 from ._plan import HANDOVER, VAL_FRACTION, Phase, SBNNTrainingPlan
 
 
@@ -228,24 +228,6 @@ class _Ensemble(ScreeningMixin):
                     net, opt = self._screen(phase, net, opt)
             progress.update(1)
 
-    @staticmethod
-    @torch.no_grad()
-    def _add_lasso_gradient(net: StackedSBNN, lasso: float, active: torch.Tensor) -> torch.Tensor:
-        """Add the group lasso's gradient to the first layer's; return the penalty ``(K,)``.
-
-        The gradient of ``lasso * sum_g ||W[g]||`` is ``lasso * W[g] / ||W[g]||`` (0 for a
-        zero row, as autograd's), added in place after the data term's backward pass: the
-        same numbers as differentiating the penalty through autograd, without building and
-        walking its graph over the ``(K, genes, hidden)`` weights, which cost as much as the
-        rest of a step.
-        """
-        weight = net.first_weight()
-        norms = weight.norm(dim=2)
-        scale = (lasso * active.to(norms.dtype))[:, None] / norms.clamp_min(1e-30)
-        grad = net.params["first.weight"].grad
-        grad.addcmul_(weight, scale.masked_fill_(norms == 0, 0.0)[..., None])
-        return norms.sum(dim=1)
-
     def _epoch(self, phase, net, opt, src, shared, perms, n_frozen, labels, lasso_on) -> None:
         B, K = self.batch_size, self.K
         lens = torch.tensor([p.numel() for p in perms])
@@ -276,7 +258,12 @@ class _Ensemble(ScreeningMixin):
             opt.zero_grad()
             (fit * active).sum().backward()
             if lasso_on:
-                pen = self._add_lasso_gradient(net, phase.lasso, active)
+                pen = add_group_lasso_gradient_(
+                    net.first_weight(),
+                    net.params["first.weight"].grad,
+                    (phase.lasso * active.to(fit.dtype))[:, None, None],
+                    dim=2,
+                ).sum(dim=(1, 2))
                 loss = fit + phase.lasso * pen
             else:
                 pen = torch.zeros(K)

@@ -209,20 +209,12 @@ class SBNNModule(BaseModuleClass):
         r""":math:`\sum_g \lVert W_1[g, :]\rVert_2` over the input genes."""
         return self.first.weight.norm(dim=0).sum()
 
-    @torch.no_grad()
     def add_group_lasso_gradient(self, lasso: float) -> torch.Tensor:
-        r"""Add :math:`\lambda W_1[g] / \lVert W_1[g]\rVert` to the first layer's gradient.
-
-        The gradient of ``lasso * group_lasso()`` (0 for a zero row, as autograd's), added
-        in place after the data term's backward pass; returns the penalty.
-        """
+        """Add the group lasso's gradient to the first layer's; return the penalty."""
         weight = self.first.weight
-        norms = weight.norm(dim=0)
-        scale = (lasso / norms.clamp_min(1e-30)).masked_fill_(norms == 0, 0.0)
         if weight.grad is None:
             weight.grad = torch.zeros_like(weight)
-        weight.grad.addcmul_(weight, scale[None, :])
-        return norms.sum()
+        return add_group_lasso_gradient_(weight, weight.grad, lasso, dim=0).sum()
 
     # ------------------------------------------- scvi-tools BaseModuleClass API
     def _get_inference_input(self, tensors):
@@ -257,3 +249,22 @@ class SBNNModule(BaseModuleClass):
     def sample(self, *args, **kwargs):
         """Not defined: the sBNN is deterministic."""
         raise NotImplementedError("The sBNN is deterministic; there is nothing to sample.")
+
+
+@torch.no_grad()
+def add_group_lasso_gradient_(
+    weight: torch.Tensor, grad: torch.Tensor, lasso: float | torch.Tensor, dim: int
+) -> torch.Tensor:
+    r"""Add :math:`\lambda W[g] / \lVert W[g]\rVert` to ``grad`` in place; return the norms.
+
+    The gradient of ``lasso * sum_g ||W[g]||`` (the norm over ``dim``; 0 for a zero row, as
+    autograd's), added after the data term's backward pass: the same numbers as
+    differentiating the penalty through autograd, without building and walking its graph
+    over the first layer's weights, which cost as much as the rest of a step. ``lasso``
+    may be a tensor broadcasting against the norms (per-member strengths of the stacked
+    ensemble). Returns the row norms (``dim`` kept, size 1).
+    """
+    norms = weight.norm(dim=dim, keepdim=True)
+    scale = (lasso / norms.clamp_min(1e-30)).masked_fill_(norms == 0, 0.0)
+    grad.addcmul_(weight, scale)
+    return norms
