@@ -26,22 +26,40 @@ from ..._validate import (
 from ._coupling import COUPLINGS
 from ._data import STACK_KEY, batcher_of, check_modalities, materialise, stack_mudata
 from ._inference import CoupledInferenceMixin
-from ._module import CoupledAEModule
+from ._module import CROSS_MODAL, CoupledAEModule
 from ._train import CoupledTrainingMixin
 
 __all__ = ["CoupledAutoencoder"]
 
 
-def _arm_defaults(first: bool) -> dict:
+#: Input dropout of the transcriptomic arm with the full cross-modal terms (the paper's
+#: 0.5 otherwise): the cross-modal loss fits the RNA encoder to the other modality, and
+#: 0.8 keeps it from overfitting (``benchmarks/results/coupled_prediction.json``).
+CROSS_MODAL_RNA_DROPOUT = 0.8
+
+
+def _arm_defaults(first: bool, cross_modal: str = "off") -> dict:
     """Paper arms: transcriptomic (first modality) and electrophysiology-like (the others)."""
     if first:
-        return {"hidden": (50, 50, 50, 50), "dropout": 0.5, "noise": 0.0, "alpha": 1.0}
+        drop = CROSS_MODAL_RNA_DROPOUT if cross_modal == "full" else 0.5
+        return {"hidden": (50, 50, 50, 50), "dropout": drop, "noise": 0.0, "alpha": 1.0}
     return {"hidden": (40, 40, 40, 40), "dropout": 0.1, "noise": 0.05, "alpha": 0.1}
 
 
-def _per_arm(value, modalities: Sequence[str], name: str) -> list:
+def check_cross_modal(cross_modal) -> str:
+    """``"full"``, ``"decoder"`` or ``"off"``; ``True`` means ``"decoder"``, ``False`` ``"off"``.
+
+    (The booleans are the arguments of earlier versions, where ``True`` added the
+    decoder-only terms; saved models keep their meaning.)
+    """
+    if cross_modal is True or cross_modal is False:
+        return "decoder" if cross_modal else "off"
+    return check_option(cross_modal, CROSS_MODAL, "cross_modal")
+
+
+def _per_arm(value, modalities: Sequence[str], name: str, cross_modal: str = "off") -> list:
     """Expand ``None`` (paper default) / a scalar / a mapping ``{mod: value}`` to a list."""
-    defaults = [_arm_defaults(i == 0)[name] for i in range(len(modalities))]
+    defaults = [_arm_defaults(i == 0, cross_modal)[name] for i in range(len(modalities))]
     if value is None:
         return defaults
     if isinstance(value, Mapping):
@@ -136,12 +154,23 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         Encoder widths per modality; default 4 × 50 (transcriptomic) and 4 × 40 (others).
         All arms must fit in the available memory (checked before any layer is built).
     dropout
-        Input dropout per modality; default 0.5 (transcriptomic) and 0.1 (others).
+        Input dropout per modality; default 0.1 for the others, and for the transcriptomic
+        arm 0.8 with ``cross_modal="full"`` (it keeps the RNA encoder, which the cross-modal
+        terms fit to the other modality, from overfitting), else the paper's 0.5.
     noise
         Additive input Gaussian noise per modality as a fraction of each feature's SD over
         the training cells; default 0 (transcriptomic) and 0.05 (others).
     cross_modal
-        Add the 2021 refinement's cross-modal decoder terms (gradient stopped on the latent).
+        Cross-modal reconstruction terms for paired cells (2021 refinement): ``"full"``
+        (default) adds, for each pair of arms, the error of each decoder reconstructing
+        its modality from the other arm's latent, weighted by that modality's ``alpha``,
+        with the gradient reaching the encoders: the latents learn to predict the other
+        modality, which the cross-modal predictions of cells measured in one modality
+        need (without it, on M1 and the PBMC CITE-seq data, they lost to a regression on
+        a 3-d CCA latent; ``benchmarks/results/coupled_prediction.json``). ``"decoder"``:
+        the same terms with the latent gradient stopped (``True`` in earlier versions);
+        ``"off"`` (or ``False``): the 2019 paper's loss; with the paper's dropout, this
+        is the paper's model.
     activation
         ``"relu"`` (2021 code, default) or ``"elu"`` (2019 code).
     msv_floor
@@ -159,7 +188,7 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
     Examples
     --------
     >>> model = mv.models.CoupledAutoencoder(mdata, modalities=("rna", "ephys"), lam=1.0)
-    >>> model.train()  # 10k steps, see `train`
+    >>> model.train()  # 10k steps at most (1,000 passes over the cells), see `train`
     >>> z = model.get_latent_representation()  # {"rna": ..., "ephys": ...}
     """
 
@@ -177,7 +206,7 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         hidden: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
         dropout: float | Mapping[str, float] | None = None,
         noise: float | Mapping[str, float] | None = None,
-        cross_modal: bool = False,
+        cross_modal: Literal["full", "decoder", "off"] | bool = "full",
         activation: Literal["relu", "elu"] = "relu",
         msv_floor: float = 0.01,
         msv_method: Literal["svd", "eigh"] = "svd",
@@ -190,7 +219,7 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         n_latent = check_int(n_latent, "n_latent")
         lam = check_float(lam, "lam", low=0.0)
         msv_floor = check_float(msv_floor, "msv_floor", low=0.0, low_open=True)
-        check_bool(cross_modal, "cross_modal")
+        cross_modal = check_cross_modal(cross_modal)
         if latent_norm is not None:
             check_bool(latent_norm, "latent_norm")
         random_state = check_random_state(random_state)
@@ -218,7 +247,7 @@ class CoupledAutoencoder(CoupledInferenceMixin, CoupledTrainingMixin, BaseModelC
         ]
         drops = [
             check_float(d, "dropout", low=0.0, high=1.0, high_open=True)
-            for d in _per_arm(dropout, modalities, "dropout")
+            for d in _per_arm(dropout, modalities, "dropout", cross_modal)
         ]
         noises = [check_float(s, "noise", low=0.0) for s in _per_arm(noise, modalities, "noise")]
         if self._get_most_recent_anndata_manager(stack) is None:

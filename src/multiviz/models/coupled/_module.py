@@ -5,7 +5,11 @@ an MLP encoder to a linear latent, a mirrored MLP decoder. The loss is
 
 ``sum_m alpha_m * MSE_m + lam * sum_{i<j} C(z_i[paired], z_j[paired])``
 
-plus, optionally, the cross-modal decoder terms of the 2021 refinement. All inputs arrive
+plus, by default, cross-modal reconstruction terms (2021 refinement): for paired cells each
+arm's decoder also reconstructs its modality from the other arms' latents, weighted as the
+within-modality terms (``"full"``: the gradient reaches the encoders too, so each latent
+learns to predict the other modalities; ``"decoder"``: latent gradient stopped, only the
+decoders learn). All inputs arrive
 padded: a cell absent from a modality has zeros there and ``presence = 0``; a missing value
 (NaN in the user's data) is 0 with ``observed = 0`` and never enters a reconstruction error.
 """
@@ -20,7 +24,10 @@ from torch import nn
 
 from ._coupling import COUPLINGS
 
-__all__ = ["CoupledAEModule", "make_mlp"]
+__all__ = ["CROSS_MODAL", "CoupledAEModule", "make_mlp"]
+
+#: Cross-modal reconstruction modes (see :class:`CoupledAEModule`).
+CROSS_MODAL = ("full", "decoder", "off")
 
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU}
 
@@ -146,8 +153,10 @@ class CoupledAEModule(BaseModuleClass):
     coupling
         ``"msv"``, ``"fullcov"``, ``"batchnorm"`` or ``"euclidean"`` (paper eqs. 6, 4, 3, 2).
     cross_modal
-        Add the decoder terms of the 2021 refinement: each arm's decoder also reconstructs
-        its modality from the other arms' latents of paired cells (latent gradient stopped).
+        Cross-modal reconstruction terms: ``"full"`` (each arm's decoder also reconstructs
+        its modality from the other arms' latents of paired cells, gradient through the
+        encoders), ``"decoder"`` (the same with the latent gradient stopped: only the
+        decoders learn) or ``"off"`` (the 2019 paper's loss).
     activation
         ``"relu"`` (2021 code) or ``"elu"`` (2019 code).
     msv_floor, msv_method
@@ -169,7 +178,7 @@ class CoupledAEModule(BaseModuleClass):
         alpha: Sequence[float],
         lam: float = 1.0,
         coupling: str = "msv",
-        cross_modal: bool = False,
+        cross_modal: str = "full",
         activation: str = "relu",
         msv_floor: float = 0.01,
         msv_method: str = "svd",
@@ -184,6 +193,8 @@ class CoupledAEModule(BaseModuleClass):
         self.alpha = [float(a) for a in alpha]
         self.lam = float(lam)
         self.coupling = coupling
+        if cross_modal not in CROSS_MODAL:
+            raise ValueError(f"cross_modal must be one of {CROSS_MODAL}, got {cross_modal!r}")
         self.cross_modal = cross_modal
         self.coupling_kwargs = {"floor": msv_floor, "method": msv_method}
         self.arms = nn.ModuleList(
@@ -255,13 +266,16 @@ class CoupledAEModule(BaseModuleClass):
                 paired = present[:, i] & present[:, j]
                 if self.lam > 0:
                     coupling = coupling + self.coupling_term(z[i], z[j], paired)
-                if self.cross_modal and bool(paired.any()):
+                if self.cross_modal != "off" and bool(paired.any()):
                     for src, tgt in ((i, j), (j, i)):
-                        pred = self.decode(z[src][paired].detach(), tgt)
+                        zs = z[src][paired]
+                        pred = self.decode(
+                            zs.detach() if self.cross_modal == "decoder" else zs, tgt
+                        )
                         mse = _masked_mse(xs[tgt][paired], pred, observed[tgt][paired])
                         cross = cross + self.alpha[tgt] * mse
         metrics["coupling"] = coupling
-        if self.cross_modal:
+        if self.cross_modal != "off":
             metrics["cross_recon"] = cross
         loss = recon + self.lam * coupling + cross
         return LossOutput(
