@@ -125,6 +125,16 @@ def _collect(work: Path, lams, n_folds: int, labels, levels, n_init, seed) -> li
     return per_fold
 
 
+def _with_previous(per_fold: list[dict], previous: dict, args) -> list[dict]:
+    """Add the folds of an earlier summary that the work folder lacks (same protocol only)."""
+    old_setup = previous.get("setup", {})
+    if old_setup.get("steps") != args.steps or old_setup.get("k_folds") != args.folds:
+        return per_fold
+    done = {r["fold"] for r in per_fold}
+    kept = [r for r in previous.get("per_fold", []) if r["fold"] not in done]
+    return sorted(per_fold + kept, key=lambda r: r["fold"])
+
+
 def _stats(rows: list[dict], key: str) -> tuple[float, float, int] | None:
     vals = [r[key] for r in rows if key in r]
     if not vals:
@@ -209,6 +219,8 @@ def summarise(args, data, levels, lams, out_path: Path) -> None:
     if args.gmm_n_init_leaf is not None:
         n_init[levels[-1]] = args.gmm_n_init_leaf
     per_fold = _collect(args.work, lams, args.folds, labels, levels, n_init, args.seed)
+    if getattr(args, "keep_previous", False) and out_path.exists():
+        per_fold = _with_previous(per_fold, json.loads(out_path.read_text()), args)
     if not per_fold:
         raise SystemExit(f"no finished folds in {args.work}")
     out = _table(per_fold, lams, levels)
@@ -242,9 +254,10 @@ def summarise(args, data, levels, lams, out_path: Path) -> None:
         "n_folds_evaluated": len(per_fold),
         "fold_note": (
             "10-fold splits (each model trains on 90 % of the cells, tests on the other 10 %); "
-            "only the folds listed could be trained in the session's compute (2 CPU cores "
-            "shared by ~7 people, load average 18-22, ~7 % of a core per process): with so "
-            "few folds the SEs are wide or undefined (null with one fold)."
+            "folds are trained in separate processes (and sessions) and merged here: only "
+            "the folds listed have been run so far (folds 0-1 in a session with 2 CPU cores "
+            "shared by ~7 people); with few folds the SEs are wide or undefined (null with "
+            "one fold)."
         ),
         "steps": args.steps,
         "schedule": (

@@ -22,6 +22,13 @@ Usage::
     for i in 0 1 2 3; do python benchmarks/coupled_ae_m1.py --shard $i --n-shards 4 & done
     python benchmarks/coupled_ae_m1.py --summarise
 
+Folds can also be run one process (or session) at a time and merged:
+``--only-folds 2 3`` trains just those folds; ``--summarise`` keeps the per-fold results
+of the folds already in ``benchmarks/results/coupled_ae_m1.json`` that the work folder
+lacks (``--no-keep-previous`` to start afresh), so the JSON grows fold by fold
+(``setup.folds_evaluated``). The model is the paper's (``--cross-modal off``, input
+dropout 0.5 on the RNA arm), the library default's cross-modal terms one flag away.
+
 Data: ../shared/data/m1_patchseq_scala2021.h5mu (override with MULTIVIZ_SHARED_DATA).
 """
 
@@ -120,10 +127,10 @@ def r2(y, yhat):
     return float(mv.metrics.r2_score(y, yhat))
 
 
-def run_cae(lam, blocks, names_tr, names_te, seed, steps):
+def run_cae(lam, blocks, names_tr, names_te, seed, steps, cross_modal="off"):
     (xt_tr, xt_te), (xe_tr, xe_te) = blocks
     mtr, mte = make_mdata(xt_tr, xe_tr, names_tr), make_mdata(xt_te, xe_te, names_te)
-    model = CoupledAutoencoder(mtr, lam=lam, random_state=seed)
+    model = CoupledAutoencoder(mtr, lam=lam, random_state=seed, cross_modal=cross_modal)
     cb = Checkpoints(model, model._stack_for(mte), [int(steps * q) for q in CHECKPOINT_FRACTIONS])
     t0, c0 = time.perf_counter(), time.process_time()
     model.train(max_epochs=steps // 100, enable_progress_bar=False, callbacks=[cb])
@@ -201,7 +208,10 @@ def run_job(f, lam, train, test, data, args):
         res["methods"]["cca"] = {"levels": scores(ztr, zte, lab_tr, lab_te), **recon, "steps": 0}
         lat_store["cca"] = (ztr, zte)
         res["lda3_reference"] = lda_reference(blocks, lab_tr, lab_te)
-    lat, recon, info = run_cae(lam, blocks, names[train], names[test], args.seed + f, args.steps)
+    lat, recon, info = run_cae(
+        lam, blocks, names[train], names[test], args.seed + f, args.steps, args.cross_modal
+    )
+    info["cross_modal"] = args.cross_modal
     curve = {str(s): scores(*lat[s], lab_tr, lab_te) for s in sorted(lat)}
     final = max(lat)
     res["methods"][f"{lam:g}"] = {"levels": curve[str(final)], "curve": curve, **recon, **info}
@@ -238,6 +248,9 @@ def main():
     ap.add_argument("--work-short", type=Path, default=None, help="shorter runs on more folds")
     ap.add_argument("--gmm-n-init", type=int, default=100)
     ap.add_argument("--gmm-n-init-leaf", type=int, default=None)
+    ap.add_argument("--only-folds", type=int, nargs="+", default=None, help="run just these")
+    ap.add_argument("--cross-modal", default="off", choices=("off", "decoder", "full"))
+    ap.add_argument("--no-keep-previous", dest="keep_previous", action="store_false")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = load()
@@ -245,7 +258,8 @@ def main():
         summarise(args, data, LEVELS, LAMS, ROOT / "benchmarks" / "results" / "coupled_ae_m1.json")
         return
     folds = list(KFold(args.folds, shuffle=True, random_state=args.seed).split(data[0]))
-    jobs = [(f, lam) for f in range(args.first_fold, args.folds) for lam in LAMS]  # fold-major
+    fold_ids = args.only_folds or range(args.first_fold, args.folds)
+    jobs = [(f, lam) for f in fold_ids for lam in LAMS]  # fold-major
     for f, lam in jobs[args.shard :: args.n_shards]:
         if (args.work / f"fold{f}_lam{lam:g}.json").exists():
             continue
