@@ -31,7 +31,8 @@ def network():
 @pytest.fixture(scope="module")
 def fitted(network):
     adata = network.copy()
-    model = mv.tl.sivae(adata, n_latent=16, return_model=True, **SMALL, **FIT)
+    # the default design and schedule (steps stop by convergence): what users get
+    model = mv.tl.sivae(adata, n_latent=16, return_model=True, **SMALL)
     return adata, model
 
 
@@ -64,7 +65,9 @@ def test_outputs_and_h5ad_roundtrip(fitted, tmp_path):
     np.testing.assert_allclose(adata.var["sivae_centrality"], r2, rtol=1e-3, atol=1e-4)
     hist = adata.uns["sivae"]["history"]
     assert list(dict.fromkeys(hist["phase"])) == ["cell_pretrain", "feature_pretrain", "joint"]
-    assert len(hist["train_loss"]) == 100 + 40 + 100  # one row per epoch of each step
+    steps = adata.uns["sivae"]["steps"]
+    assert len(hist["train_loss"]) == sum(s["epochs"] for s in steps.values())  # one row per epoch
+    assert all("stopped_by" in s for s in steps.values())
     assert "interpretability_train" in adata.uns["sivae"]["history_phases"]["joint"]
     path = tmp_path / "a.h5ad"
     adata.write_h5ad(path)
@@ -116,7 +119,7 @@ def test_sample_shape_and_seed(fitted):
 def test_gamma_improves_linear_reconstruction(fitted, network):
     adata, _ = fitted
     adata0 = network.copy()
-    mv.tl.sivae(adata0, n_latent=16, gamma=0.0, **SMALL, **FIT)
+    mv.tl.sivae(adata0, n_latent=16, gamma=0.0, **SMALL)
 
     def linear_r2(ad):  # R2 of X ~ Z V^T, straight from the stored scores and loadings
         x, z, v = ad.X, ad.obsm["X_sivae"], ad.varm["sivae_loadings"]
@@ -184,8 +187,6 @@ def test_nb_sparse_counts_separate_planted_types_on_held_out_cells():
         likelihood="nb",
         n_latent=2,
         n_hidden=(32, 16),
-        max_epochs=15,
-        lr=3e-3,
         return_model=True,
     )
     assert sp.issparse(adata.X)  # never densified in place

@@ -80,7 +80,8 @@ def test_second_train_call_trains_in_train_mode():
     torch.set_num_threads(1)
     adata, _ = _planted_linear(n=200, g=20)
     SIVAE.setup_anndata(adata)
-    model = SIVAE(adata, n_latent=2, n_hidden=(16, 8), dropout_rate=0.2)
+    # the joint design: its step 3 moves the encoder (map_first holds it fixed)
+    model = SIVAE(adata, n_latent=2, n_hidden=(16, 8), dropout_rate=0.2, design="joint")
     first, second = _ModeRecorder(), _ModeRecorder()
     model.train(max_epochs=2, callbacks=[first], enable_progress_bar=False)
     assert not model.module.training  # outputs after training are deterministic

@@ -13,11 +13,16 @@ from anndata import AnnData
 
 from multiviz import _logging as logg
 from multiviz._validate import InputError, check_fit_finite, check_kwargs
-from multiviz.models.sivae._model import DEFAULT_GAMMA
 from multiviz.models.sivae._sizes import check_hidden
 
 from . import _sivae_checks as chk
-from ._sivae_report import _history, _pca_r2, _warn_if_not_better_than_pca
+from ._sivae_report import (
+    _history,
+    _loadings_vs_lstsq,
+    _pca_r2,
+    _warn_if_loadings_unfaithful,
+    _warn_if_not_better_than_pca,
+)
 
 __all__ = ["sivae"]
 
@@ -65,8 +70,9 @@ def sivae(
     adata: AnnData,
     *,
     n_latent: int = 2,
-    gamma: float = DEFAULT_GAMMA,
-    interp_pretrain: bool = False,
+    design: Literal["map_first", "joint"] = "map_first",
+    gamma: float | None = None,
+    interp_pretrain: bool | None = None,
     layer: str | None = None,
     likelihood: Literal["gaussian", "nb"] = "gaussian",
     linear: bool = False,
@@ -116,14 +122,19 @@ def sivae(
     n_latent
         Size of the cell and gene embeddings: 2 for pictures, 64 for network analyses
         (paper Methods); at most the number of genes.
+    design
+        ``"map_first"`` (default): the cell VAE learns the map to convergence, then the
+        loadings are fitted to it with the encoder fixed, so the map stays non-linear and
+        the loadings are its best linear description. ``"joint"``: the paper's single-stage
+        model (joint step 3 at γ 0.05, per-cell variance). See
+        :class:`multiviz.models.SIVAE`; measured in ``benchmarks/results/sivae_quality.json``.
     gamma
         Weight of the interpretability term, ``gamma * SSE`` as in the reference code.
-        Default 0.5, not the paper's 0.05, chosen by measurement on M1 and the hub
-        simulation (``benchmarks/results/sivae.json``, ``interpretability``): at small γ
-        the loadings do not follow how genes depend linearly on the scores; see
-        :class:`multiviz.models.SIVAE` for the numbers.
+        ``None``: 1.0 for ``"map_first"`` (full weight: with the encoder fixed it cannot
+        pull the map toward PCA), the paper's 0.05 for ``"joint"``.
     interp_pretrain
-        Apply the interpretability term in step 2 too (see :class:`~multiviz.models.SIVAE`).
+        Apply the interpretability term in step 2 too (``None``: on for ``"map_first"``;
+        see :class:`~multiviz.models.SIVAE`).
     layer
         Layer to model (``None``: ``X``).
     likelihood
@@ -220,6 +231,7 @@ def sivae(
     check_kwargs(kwargs, [*EXTRA_TRAINER_KWARGS, *named], "mv.tl.sivae")
     opts = chk.check_options(
         n_latent=n_latent,
+        design=design,
         gamma=gamma,
         likelihood=likelihood,
         linear=linear,
@@ -271,11 +283,12 @@ def sivae(
         model = SIVAE(
             work,
             n_latent=opts["n_latent"],
+            design=opts["design"],
             n_hidden=hidden,
             likelihood=likelihood,
             linear=linear,
             gamma=opts["gamma"],
-            interp_pretrain=interp_pretrain,
+            interp_pretrain=opts["interp_pretrain"],
             feature_input=feature_input,
             n_feature_input=opts["n_feature_input"],
             gene_batch_size=opts["gene_batch_size"],
@@ -306,13 +319,20 @@ def sivae(
             else None
         )
         _warn_if_not_better_than_pca(outputs, r2_pca, opts["n_latent"])
+        if not linear:
+            outputs["rho_lstsq"] = _loadings_vs_lstsq(
+                x, outputs["scores"], outputs["loadings"], outputs["used"]
+            )
+            _warn_if_loadings_unfaithful(outputs)
+        outputs["steps"] = {k: _h5_safe(v) for k, v in model.steps_.items()}
         if r2_pca is not None:
             outputs["r2_pca"] = r2_pca
     params = _h5_safe(
         {
             "n_latent": opts["n_latent"],
             "gamma": opts["gamma"],
-            "interp_pretrain": interp_pretrain,
+            "design": opts["design"],
+            "interp_pretrain": opts["interp_pretrain"],
             "layer": layer,
             "likelihood": likelihood,
             "linear": linear,
@@ -388,6 +408,8 @@ def _write(target: AnnData, key_added: str, out: dict, params: dict) -> None:
         "r2_linear": out["r2_linear"],
         "n_genes_used": int(out["used"].sum()),
         **({"r2_pca": out["r2_pca"]} if "r2_pca" in out else {}),
+        **({"rho_lstsq": out["rho_lstsq"]} if out.get("rho_lstsq") is not None else {}),
+        "steps": out["steps"],
         "history": out["history"],
         "history_phases": out["history_phases"],
         "centrality": "per-gene reconstruction R2; higher = more central",

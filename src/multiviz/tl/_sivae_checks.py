@@ -226,6 +226,7 @@ def check_schedule(
 def check_options(
     *,
     n_latent,
+    design,
     gamma,
     likelihood,
     linear,
@@ -242,14 +243,18 @@ def check_options(
     early_stopping,
 ) -> dict:
     """Model options, validated; returns the normalised values."""
+    from multiviz.models.sivae._model import design_defaults
+
     if gene_batch_size not in ("auto", None):
         gene_batch_size = check_int(gene_batch_size, "gene_batch_size")
+    gamma, _, interp_pretrain = design_defaults(design, gamma, None, interp_pretrain)
     return {
         "n_latent": check_int(n_latent, "n_latent"),
-        "gamma": check_float(gamma, "gamma", low=0),
+        "design": design,
+        "gamma": gamma,
         "likelihood": check_option(likelihood, ["gaussian", "nb"], "likelihood"),
         "linear": check_bool(linear, "linear"),
-        "interp_pretrain": check_bool(interp_pretrain, "interp_pretrain"),
+        "interp_pretrain": interp_pretrain,
         "feature_input": check_option(
             feature_input, ["pca", "downsample", "full"], "feature_input"
         ),

@@ -44,10 +44,9 @@ def _pca_r2(x, used: np.ndarray, n_components: int, random_state: int) -> float 
     the size cap is read in row blocks straight into the dense array of used genes (the
     same values as in memory, so the same baseline; memory bounded by the cap).
     """
-    from scipy import sparse
     from sklearn.decomposition import PCA
 
-    from multiviz.models.sivae._backed import dense_columns, is_backed
+    from multiviz.models.sivae._backed import is_backed
 
     n, g = x.shape
     if n * g > PCA_BASELINE_MAX_ELEMENTS or n_components >= min(n, g):
@@ -57,10 +56,7 @@ def _pca_r2(x, used: np.ndarray, n_components: int, random_state: int) -> float 
                 f"{PCA_BASELINE_MAX_ELEMENTS:,} cells x genes for a dense copy"
             )
         return None
-    if is_backed(x):
-        xd = dense_columns(x, used)
-    else:
-        xd = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)[:, used]
+    xd = _dense_used(x, used)
     pca = PCA(n_components=n_components, svd_solver="randomized", random_state=random_state)
     rec = pca.inverse_transform(pca.fit_transform(xd))
     sst = ((xd - xd.mean(0)) ** 2).sum(0)
@@ -74,5 +70,60 @@ def _warn_if_not_better_than_pca(out: dict, r2_pca: float | None, n_latent: int)
             f"with the same {n_latent} components (R² {r2_pca:.3f}): the fit is probably not "
             "converged. Train longer (`max_epochs`), raise `lr` (e.g. 3e-3) or use a smaller "
             "`batch_size` on small data; check that the data are centred and scaled per gene.",
+            category=FitQualityWarning,
+        )
+
+
+def _dense_used(x, used: np.ndarray) -> np.ndarray:
+    """The used genes of ``x`` (in memory, sparse or backed) as a dense float64 array."""
+    from scipy import sparse
+
+    from multiviz.models.sivae._backed import dense_columns, is_backed
+
+    if is_backed(x):
+        return dense_columns(x, used)
+    return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)[:, used]
+
+
+def _loadings_vs_lstsq(x, scores: np.ndarray, loadings: np.ndarray, used: np.ndarray):
+    """Median over dimensions of |Spearman| between loadings and least-squares coefficients.
+
+    The coefficients regress each used gene on the scores (with an intercept): how the
+    genes depend linearly on the map, which the loadings should rank alike. Only active
+    dimensions count (score variance over cells above 0.01, Burda et al. 2016): the KL
+    term collapses the others to the prior, where both are noise. ``None`` when the
+    matrix is above :data:`PCA_BASELINE_MAX_ELEMENTS` or no dimension is active.
+    """
+    from scipy.stats import spearmanr
+
+    active = np.flatnonzero(scores.var(0) > ACTIVE_VARIANCE)
+    if x.shape[0] * int(used.sum()) > PCA_BASELINE_MAX_ELEMENTS or active.size == 0:
+        return None
+    xd = _dense_used(x, used)
+    z = scores[:, active]
+    design = np.c_[np.ones(len(z)), z - z.mean(0)]
+    coef = np.linalg.lstsq(design, xd, rcond=None)[0][1:].T
+    load = loadings[used][:, active]
+    rho = [abs(spearmanr(load[:, d], coef[:, d])[0]) for d in range(coef.shape[1])]
+    return float(np.median(np.nan_to_num(rho)))
+
+
+#: Score variance above which a latent dimension counts as active.
+ACTIVE_VARIANCE = 0.01
+#: Below this Spearman correlation the loadings are said not to describe the map.
+MIN_RHO_LSTSQ = 0.5
+
+
+def _warn_if_loadings_unfaithful(out: dict) -> None:
+    rho, r2_lin = out.get("rho_lstsq"), out["r2_linear"]
+    if r2_lin <= 0 or (rho is not None and rho < MIN_RHO_LSTSQ):
+        rho_txt = "" if rho is None else (
+            f" and the loadings' Spearman correlation with the least-squares coefficients of "
+            f"the genes on the scores is {rho:.2f} (warned below {MIN_RHO_LSTSQ})"
+        )
+        logg.warning(
+            f"siVAE's loadings do not describe its map: the linear reconstruction v·z has "
+            f"R² {r2_lin:.3f}{rho_txt}. Read the loadings as gene embeddings, not as "
+            "explanations of the map; the default `design=\"map_first\"` fits them to it.",
             category=FitQualityWarning,
         )

@@ -7,6 +7,7 @@ construction and the training loop).
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from multiviz import _logging as logg
 from multiviz._validate import FitError, check_fit_finite
 from multiviz.train._progress import progress_callbacks
 
+from ._convergence import WARMUP_FRACTION, ConvergenceStop, stop_reason
 from ._feature_input import build_feature_input, library_log_stats
 from ._plan import PHASE_NAMES, GeneDataModule
 
@@ -141,11 +143,15 @@ class SIVAEInitMixin:
         datasplitter_kwargs: dict,
         trainer_kwargs: dict,
         joint_batch_size: int | None = None,
+        convergence: dict[int, dict] | None = None,
     ) -> None:
         """Run the steps with ``epochs > 0``; the history gets one entry per step.
 
         Steps 1 and 3 draw ``batch_size`` and ``joint_batch_size`` cells per step
         (``None``: ``batch_size``), step 2 ``gene_batch_size_pretrain`` genes.
+        ``convergence``: per step the plan of
+        :func:`~multiviz.models.sivae._convergence.convergence_plan`; each step then stops on
+        its criterion (``epochs`` are its maxima) and keeps its best epoch's weights.
         """
         strategy = trainer_kwargs.get("strategy")
 
@@ -162,6 +168,7 @@ class SIVAEInitMixin:
             return GeneDataModule(self.module.n_input, gene_batch_size_pretrain, self._random_state)
 
         joint = batch_size if joint_batch_size is None else joint_batch_size
+        self.steps_ = {}
         makers = {
             1: lambda: cell_splitter(batch_size),
             2: gene_data,
@@ -181,16 +188,40 @@ class SIVAEInitMixin:
                     self._init_interp_intercepts(batch_size)
                 self.module.set_phase(phase)
                 self.module.train()  # Lightning keeps the mode it finds; never train in eval
-                plan = self._training_plan_cls(self.module, phase=phase, **plan_kwargs)
+                if convergence is not None:
+                    warmup = convergence[phase]["warmup_epochs"]
+                else:  # an explicit schedule warms the KL weight up over a quarter of step 1
+                    warmup = math.ceil(n * WARMUP_FRACTION) if phase == 1 else 0
+                plan = self._training_plan_cls(
+                    self.module,
+                    phase=phase,
+                    **({"n_epochs_kl_warmup": warmup} if warmup else {}),
+                    **plan_kwargs,
+                )
                 self.is_trained_ = False  # each phase starts its own history
                 self.history_ = None
                 stop = {}
-                if early_stopping and phase != 2:
+                watch = ()
+                if convergence is not None:
+                    step_plan = convergence[phase]
+                    watch = (
+                        ConvergenceStop(
+                            step_plan["monitor"],
+                            step_plan["patience"],
+                            start_epoch=step_plan["warmup_epochs"],
+                            restore=phase != 1,
+                        ),
+                    )
+                    stop = {"min_epochs": min(step_plan["min_epochs"], n)}
+                    if convergence[phase]["monitor"].startswith("validation"):
+                        stop["check_val_every_n_epoch"] = 1
+                elif early_stopping and phase != 2:
                     stop = {"early_stopping": True, "early_stopping_monitor": "validation_loss"}
                 step = f"siVAE step {phase}/3 ({PHASE_NAMES[phase]})"
                 callbacks = [
                     *(trainer_kwargs.get("callbacks") or []),
                     *progress_callbacks(step, bool(trainer_kwargs.get("enable_progress_bar"))),
+                    *watch,
                 ]
                 with logg.timed(
                     f"siVAE step {phase}/3 ({PHASE_NAMES[phase]}, {n} epochs)", level=logging.DEBUG
@@ -223,6 +254,17 @@ class SIVAEInitMixin:
                     hint=f"lower the learning rate `lr` (now {plan_kwargs['lr']:g})",
                 )
                 name = PHASE_NAMES[phase]
+                run = len(frame.get("train_loss", []))
+                self.steps_[name] = {"epochs": run, "steps": int(self.trainer.global_step)}
+                if watch:
+                    reason = stop_reason(watch[0], convergence[phase])
+                    best = watch[0].best_epoch + 1
+                    self.steps_[name].update(stopped_by=reason, best_epoch=best)
+                    kept = "the last" if phase == 1 else f"the best ({best})"
+                    logg.info(
+                        f"    siVAE step {phase}/3 ({name}): {run} epochs, {kept} kept; "
+                        f"stopped because {reason}"
+                    )
                 if name in phase_history:  # a later train() call continues the step's history
                     prev = phase_history[name]
                     frame = {k: np.r_[prev[k], v] for k, v in frame.items() if k in prev}

@@ -18,6 +18,7 @@ from scvi.data.fields import (
 )
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from multiviz import _logging as logg
 from multiviz._validate import (
     InputError,
     check_float,
@@ -27,6 +28,7 @@ from multiviz._validate import (
 )
 
 from ._backed import check_registered
+from ._convergence import convergence_plan
 from ._init_steps import SIVAEInitMixin
 from ._module import SIVAEModule
 from ._outputs import SIVAEOutputsMixin
@@ -37,10 +39,30 @@ from ._sizes import check_hidden, check_sivae_size, n_training_cells
 #: Genes above which the feature branch is gene-minibatched by default (see ``gene_batch_size``).
 AUTO_GENE_BATCH_THRESHOLD = 2048
 AUTO_GENE_BATCH_SIZE = 1024
-#: Default weight of the interpretability term (``gamma * SSE``); see :class:`SIVAE`.
-DEFAULT_GAMMA = 0.5
-#: The paper's weight (Choi & Quon 2023, Methods, eq. 13).
+#: Weight of the interpretability term (``gamma * SSE``) of ``design="map_first"``: with the
+#: cell encoder fixed it only sets how closely the loadings follow the least-squares
+#: description of the map, so it is at full weight; see :class:`SIVAE`.
+DEFAULT_GAMMA = 1.0
+#: The paper's weight (Choi & Quon 2023, Methods, eq. 13), the default of ``design="joint"``.
 PAPER_GAMMA = 0.05
+#: The two training designs (see :class:`SIVAE`).
+DESIGNS = ("map_first", "joint")
+
+
+def design_defaults(
+    design: str, gamma: float | None, variance: str | None, interp_pretrain: bool | None
+) -> tuple[float, str, bool]:
+    """``gamma``, ``variance`` and ``interp_pretrain`` of ``design``, validated (``None``: its default)."""
+    check_option(design, list(DESIGNS), "design")
+    map_first = design == "map_first"
+    gamma = (DEFAULT_GAMMA if map_first else PAPER_GAMMA) if gamma is None else gamma
+    gamma = check_float(gamma, "gamma", low=0)
+    variance = ("gene" if map_first else "cell") if variance is None else variance
+    check_option(variance, ["gene", "cell"], "variance")
+    interp_pretrain = map_first if interp_pretrain is None else interp_pretrain
+    if not isinstance(interp_pretrain, bool):
+        raise InputError(f"`interp_pretrain` must be True or False, got {interp_pretrain!r}.")
+    return gamma, variance, interp_pretrain
 
 
 class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -68,21 +90,30 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         ``"gaussian"`` (paper eq. 8) or ``"nb"`` (siVAE (NB), eqs. 14-18; raw counts).
     linear
         siVAE (linear), eq. 19: the decoder mean is ``v_{f,1} · z_{c,1}``.
+    design
+        ``"map_first"`` (default): learn the map first, then explain it. Step 1 trains the
+        cell VAE to convergence; steps 2 and 3 keep its encoder fixed and fit the feature
+        branch with the interpretability term at weight ``gamma`` (and the cell decoder,
+        which reads its output weights from the feature branch), so the loadings become
+        the least-squares description of a map that stays non-linear. ``"joint"``: the
+        paper's single-stage model (step 3 trains everything jointly, the paper's γ 0.05
+        and per-cell variance by default), whose interpretability term pulls the map
+        toward PCA as it takes hold. Measured on every labelled dataset of the project in
+        ``benchmarks/results/sivae_quality.json``.
     gamma
         Weight of the interpretability term, eq. 13, applied as ``gamma * SSE`` as in the
         reference implementation (``0`` switches it off: Table 1's "siVAE (γ = 0)").
-        Default ``DEFAULT_GAMMA`` (0.5), not the paper's 0.05 (``PAPER_GAMMA``, still
-        available), chosen by measurement on M1 Patch-seq and the hub simulation
-        (``benchmarks/results/sivae.json``, ``interpretability``): on M1 the Spearman
-        correlation of the loadings with the least-squares coefficients of X on the
-        scores is 0.42 at γ = 0, 0.83 at 0.25 and 0.95 at 0.5, for a held-out gene R² of
-        0.188 / 0.176 / 0.174; at the paper's 0.05 (old ``SSE / 2`` weighting) an outside
-        review measured 0.03 / 0.59 and a linear R² of about 0, i.e. the linear
-        reconstruction ``v_{f,1} · z_{c,1}`` had no grip on the loadings.
+        ``None``: ``DEFAULT_GAMMA`` (1.0) for ``"map_first"``, the paper's 0.05
+        (``PAPER_GAMMA``) for ``"joint"``.
+    variance
+        Gaussian likelihood: ``"gene"``, one learned variance per gene, or ``"cell"``, one
+        per cell from ``z_{c,L}`` (paper eq. 8). ``None``: ``"gene"`` for ``"map_first"``
+        (noise genes are down-weighted rather than shaping the map), ``"cell"`` for
+        ``"joint"``.
     interp_pretrain
         Also apply the interpretability term in step 2, with the cell scores fixed at
-        their step-1 posteriors, so that joint training starts from aligned loadings
-        (a multiviz addition; the paper applies the term in step 3 only).
+        their step-1 posteriors (a multiviz addition; the paper applies the term in step 3
+        only). ``None``: on for ``"map_first"``, off for ``"joint"``.
     feature_input
         Input of the feature-wise encoder, built from training cells only (paper Methods,
         "Reducing dimensionality of the input data"): ``"pca"`` (PCA of Xᵀ without
@@ -117,8 +148,10 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         n_hidden: Sequence[int] = (1024, 512, 128),
         likelihood: Literal["gaussian", "nb"] = "gaussian",
         linear: bool = False,
-        gamma: float = DEFAULT_GAMMA,
-        interp_pretrain: bool = False,
+        design: Literal["map_first", "joint"] = "map_first",
+        gamma: float | None = None,
+        variance: Literal["gene", "cell"] | None = None,
+        interp_pretrain: bool | None = None,
         feature_input: Literal["pca", "downsample", "full"] = "pca",
         n_feature_input: int | None = None,
         gene_batch_size: int | Literal["auto"] | None = "auto",
@@ -129,14 +162,15 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         n_latent = check_int(n_latent, "n_latent")
         n_hidden = check_hidden(n_hidden)
         check_option(likelihood, ["gaussian", "nb"], "likelihood")
+        gamma, variance, interp_pretrain = design_defaults(design, gamma, variance, interp_pretrain)
+        map_first = design == "map_first"
         check_option(feature_input, ["pca", "downsample", "full"], "feature_input")
         if n_feature_input is not None:
             n_feature_input = check_int(n_feature_input, "n_feature_input")
         random_state = check_random_state(random_state)
-        gamma = check_float(gamma, "gamma", low=0)
         train_size = check_float(train_size, "train_size", low=0, high=1, low_open=True)
         dropout_rate = check_float(dropout_rate, "dropout_rate", low=0, high=1, high_open=True)
-        for name, flag in (("linear", linear), ("interp_pretrain", interp_pretrain)):
+        for name, flag in (("linear", linear),):
             if not isinstance(flag, bool):
                 raise InputError(f"`{name}` must be True or False, got {flag!r}.")
         super().__init__(adata)
@@ -189,7 +223,11 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             gamma=gamma,
             interp_pretrain=interp_pretrain,
             dropout_rate=dropout_rate,
+            variance=variance,
+            freeze_encoder_joint=map_first,
         )
+        self.design = design
+        self.steps_: dict[str, dict] = {}
         self.phase_history_: dict[str, dict[str, np.ndarray]] | None = None
         self.joint_batch_size_: int | None = None
         self.module.gene_batch_size = gbs
@@ -197,7 +235,7 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         self._random_state = random_state
         self._model_summary_string = (
             f"siVAE: n_latent={n_latent}, hidden={tuple(n_hidden)}, likelihood={likelihood}, "
-            f"linear={linear}, gamma={gamma}, feature_input={feature_input}({c_red})"
+            f"linear={linear}, design={design}, gamma={gamma}, variance={variance}, feature_input={feature_input}({c_red})"
         )
         self.init_params_ = self._get_init_params(locals())
 
@@ -380,12 +418,29 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             raise InputError(
                 "`early_stopping=True` needs validation cells; build the model with `train_size` < 1."
             )
-        e1, e2, n_epochs = self._resolve_epochs(
-            max_epochs,
-            pretrain_epochs,
-            feature_pretrain_epochs,
-            (batch_size, gene_batch_size_pretrain, joint_batch_size),
-        )
+        sizes = (batch_size, gene_batch_size_pretrain, joint_batch_size)
+        convergence = None
+        if max_epochs is None and pretrain_epochs is None and feature_pretrain_epochs is None:
+            convergence = convergence_plan(
+                len(self._train_idx),
+                self.module.n_input,
+                batch_sizes=sizes,
+                has_validation=len(self._val_idx) > 0,
+            )
+            e1, e2, n_epochs = (convergence[s]["max_epochs"] for s in (1, 2, 3))
+
+            logg.info(
+                "    siVAE schedule by convergence: steps 1/2/3 stop when "
+                + ", ".join(
+                    f"{p['monitor']} stalls {p['patience']} epochs" for p in convergence.values()
+                )
+                + f" (epochs between {'/'.join(str(p['min_epochs']) for p in convergence.values())}"
+                f" and {e1}/{e2}/{n_epochs})"
+            )
+        else:
+            e1, e2, n_epochs = self._resolve_epochs(
+                max_epochs, pretrain_epochs, feature_pretrain_epochs, sizes
+            )
         plan_kwargs = {"lr": lr, "weight_decay": weight_decay, **(plan_kwargs or {})}
         trainer_kwargs["enable_progress_bar"] = resolve_progress_bar(enable_progress_bar)
         trainer_kwargs.setdefault("enable_model_summary", False)
@@ -409,4 +464,5 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
                 plan_kwargs=plan_kwargs,
                 datasplitter_kwargs=datasplitter_kwargs or {},
                 trainer_kwargs=trainer_kwargs,
+                convergence=convergence,
             )

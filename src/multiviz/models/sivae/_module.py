@@ -69,6 +69,14 @@ class SIVAEModule(BaseModuleClass):
         their step-1 posteriors (see :meth:`feature_pretrain_loss`).
     dropout_rate
         Dropout in the hidden layers (0 by default).
+    variance
+        Gaussian likelihood only: ``"cell"``, one variance per cell from ``z_{c,L}``
+        (paper eq. 8), or ``"gene"``, one learned variance per gene (noise genes are
+        down-weighted instead of being fitted by the map).
+    freeze_encoder_joint
+        Step 3 leaves the cell-wise encoder as step 1 left it (``design="map_first"`` of
+        the model class): the scores stay the step-1 map and step 3 fits the feature branch,
+        the cell decoder and the interpretability term to it.
     """
 
     def __init__(
@@ -86,8 +94,12 @@ class SIVAEModule(BaseModuleClass):
         gamma: float = 0.05,
         interp_pretrain: bool = False,
         dropout_rate: float = 0.0,
+        variance: str = "cell",
+        freeze_encoder_joint: bool = False,
     ):
         super().__init__()
+        self.variance = variance
+        self.freeze_encoder_joint = freeze_encoder_joint
         self.n_input = n_input
         self.n_feature_input = n_feature_input
         self.n_latent = n_latent
@@ -117,7 +129,9 @@ class SIVAEModule(BaseModuleClass):
         # zero start: after step 1 it holds only learned structure, which step 2 can predict
         self.w_free = nn.Parameter(torch.zeros(n_input, self.n_out_hidden))
         self.bias = nn.Parameter(torch.zeros(n_input))
-        if likelihood == "gaussian":
+        if likelihood == "gaussian" and variance == "gene":
+            self.gene_var = nn.Parameter(torch.full((n_input,), math.log(math.e - 1.0)))
+        elif likelihood == "gaussian":
             self.sigma_d = nn.Linear(self.n_out_hidden, 1)  # per-cell variance, sigma_d(z_{c,L})
         else:
             self.px_r = nn.Parameter(torch.zeros(n_input))  # per-gene log dispersion
@@ -264,10 +278,15 @@ class SIVAEModule(BaseModuleClass):
             eta = eta + self.interp_cov(cov)
         out = {"zl": zl, "eta": eta, "v1": v1, "kl_v": kl_v, "gene_idx": idx}
         if self.likelihood == "gaussian":
-            out["var"] = F.softplus(self.sigma_d(zl)) + 1e-4
+            out["var"] = self.gaussian_variance(zl)
         else:
             out["mu"] = library * torch.softmax(eta, dim=-1)
         return out
+
+    def gaussian_variance(self, zl: torch.Tensor) -> torch.Tensor:
+        """Variance of the Gaussian likelihood: per cell ``(cells, 1)`` or per gene ``(genes,)``."""
+        raw = self.gene_var if self.variance == "gene" else self.sigma_d(zl)
+        return F.softplus(raw) + 1e-4
 
     def reconstruction_log_prob(self, x: torch.Tensor, gen: dict) -> torch.Tensor:
         """Per-cell, per-gene log-likelihood of ``x`` under the decoder output."""
@@ -295,7 +314,7 @@ class SIVAEModule(BaseModuleClass):
         rec = -self.reconstruction_log_prob(x, gen).sum(-1)
         kl_z = kl_divergence(inference_outputs["qz"], Normal(0.0, 1.0)).sum(-1)
         loss = rec + kl_weight * kl_z
-        extra = {}
+        extra = {"reconstruction": rec.mean()}
         if self.phase == 3:
             z1 = inference_outputs["z"]
             idx = gen["gene_idx"]
@@ -361,7 +380,7 @@ class SIVAEModule(BaseModuleClass):
         if self.linear and cov is not None:
             eta = eta + self.interp_cov(cov)
         if self.likelihood == "gaussian":
-            sd = torch.sqrt(F.softplus(self.sigma_d(zl)) + 1e-4)
+            sd = torch.sqrt(self.gaussian_variance(zl))
             return eta + sd * torch.randn_like(eta)
         log_lib = self.library_log_mean + self.library_log_std * torch.randn(
             n_samples, 1, device=device
@@ -375,13 +394,18 @@ class SIVAEModule(BaseModuleClass):
     def phase_modules(self, phase: int) -> list:
         """Modules / parameters trained in ``phase`` (1, 2 or 3); every one gets a gradient."""
         cell = [self.z_encoder, self.z_decoder, self.bias]
-        cell.append(self.sigma_d if self.likelihood == "gaussian" else self.px_r)
+        if self.likelihood != "gaussian":
+            cell.append(self.px_r)
+        else:
+            cell.append(self.gene_var if self.variance == "gene" else self.sigma_d)
         uses_cov = self.interp_cov is not None and (self.linear or (phase == 3 and self.gamma > 0))
         if phase == 1:
             return cell + [self.w_free] + ([self.interp_cov] if uses_cov else [])
         if phase == 2:
             return [self.v_encoder, self.v_decoder, self.w_log_scale]
         extra = [self.interp_bias] if (self.gamma > 0 and not self.linear) else []
+        if self.freeze_encoder_joint:
+            cell = cell[1:]
         return (
             cell
             + [self.v_encoder, self.v_decoder]
