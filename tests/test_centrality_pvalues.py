@@ -16,7 +16,9 @@ from multiviz import FitError, InputError
 from multiviz.tl._centrality_null import empirical_pvalues, permute_genes, sivae_settings
 
 # small fit, as the other hub tests: 500 cells, 5 hubs x 19 spokes, 100 isolated genes
-FAST = {"n_latent": 8, "n_hidden": (32, 16), "max_epochs": 100, "batch_size": 64, "lr": 3e-3}
+# the default schedule; per-cell variance: on this 500-cell set the per-gene one ranked 4 of
+# the 5 hubs first (see ``variance`` in mv.tl.sivae)
+FAST = {"n_latent": 8, "n_hidden": (32, 16), "batch_size": 64, "variance": "cell"}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,10 @@ def test_settings_survive_h5ad(hubs, tmp_path):
     back = anndata.read_h5ad(tmp_path / "a.h5ad")
     assert sivae_settings(back, "sivae") == sivae_settings(adata, "sivae")
     settings = sivae_settings(adata, "sivae")
-    assert settings["max_epochs"] == 100 and settings["n_hidden"] == (32, 16)
+    epochs = list(adata.uns["sivae"]["params"]["epochs"])  # what the convergence ran
+    assert [settings[k] for k in ("pretrain_epochs", "feature_pretrain_epochs")] == epochs[:2]
+    assert settings["max_epochs"] == epochs[2] and settings["n_hidden"] == (32, 16)
+    assert settings["design"] == "map_first" and settings["variance"] == "cell"
     assert settings["layer"] is None and settings["batch_key"] is None
     # the cached null reloads too: no refit
     p = mv.tl.gene_centrality(back, pvalues=True)["pvalue"]

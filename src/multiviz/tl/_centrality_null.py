@@ -68,6 +68,8 @@ REQUIRED = (
 )
 #: Settings used when ``params`` holds them (otherwise ``mv.tl.sivae``'s defaults).
 OPTIONAL = (
+    "design",
+    "variance",
     "weight_decay",
     "dropout_rate",
     "gene_batch_size",

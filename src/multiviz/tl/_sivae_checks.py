@@ -228,6 +228,7 @@ def check_options(
     n_latent,
     design,
     gamma,
+    variance,
     likelihood,
     linear,
     interp_pretrain,
@@ -247,7 +248,7 @@ def check_options(
 
     if gene_batch_size not in ("auto", None):
         gene_batch_size = check_int(gene_batch_size, "gene_batch_size")
-    gamma, _, interp_pretrain = design_defaults(design, gamma, None, interp_pretrain)
+    gamma, _, interp_pretrain = design_defaults(design, gamma, variance, interp_pretrain)
     return {
         "n_latent": check_int(n_latent, "n_latent"),
         "design": design,
