@@ -2,21 +2,23 @@
 
 With ``max_epochs=None`` every step runs between a minimum and a maximum number of epochs
 that scale with the data and stops earlier when its criterion has not improved for
-``patience`` epochs; the weights of the best epoch are then restored. The criteria:
+``patience`` epochs (:class:`ConvergenceStop`). The criteria:
 
-* step 1 (cell VAE) and step 3: the loss on the validation cells (``train_size < 1``);
-  without validation cells, the training loss;
+* step 1 (cell VAE): the loss on the validation cells (``train_size < 1``), judged only
+  after a KL warm-up over the first :data:`WARMUP_FRACTION` of its maximum (during the
+  warm-up the ELBO is not comparable between epochs); the last weights are kept (the map
+  kept sharpening after the validation ELBO bottomed out on a 5,000-cell simulation);
 * step 2 (feature VAE, iterating over genes, which have no validation split): its training
-  loss, an average over every gene once per epoch.
+  loss, an average over every gene once per epoch; the best epoch's weights are restored;
+* step 3: the validation loss; the best epoch's weights are restored.
 
-The bounds, in cell (or gene) draws, so that they follow the data size:
+Without validation cells every step monitors its training loss. The bounds:
 
 * the maximum of step 1 is scvi-tools' own default length for ``scvi.model.SCVI``
-  (400 epochs below 20,000 cells, ``400 * 20,000 / n`` above), never fewer epochs than
-  :func:`~multiviz.models.sivae._schedule.default_schedule` gives; steps 2 and 3 keep the
-  caps of that schedule;
-* every step trains at least :data:`MIN_STEPS` optimisation steps and at least
-  :data:`MIN_EPOCHS` epochs;
+  (400 epochs below 20,000 cells, ``400 * 20,000 / n`` above); steps 2 and 3 keep the caps
+  of :func:`~multiviz.models.sivae._schedule.default_schedule`;
+* every step trains at least :data:`MIN_STEPS` optimisation steps and :data:`MIN_EPOCHS`
+  epochs, step 1 at least its warm-up plus its patience;
 * patience: scvi-tools' 45 epochs at 1,000 cells (:data:`PATIENCE_DRAWS` draws), between
   :data:`MIN_PATIENCE` and :data:`MAX_PATIENCE` epochs.
 """
@@ -79,7 +81,7 @@ def convergence_plan(
     --------
     >>> plan = convergence_plan(1000, 1000, batch_sizes=(128, 32, 512), has_validation=True)
     >>> [(p["min_epochs"], p["max_epochs"], p["patience"]) for p in plan.values()]
-    [(13, 400, 45), (5, 63, 45), (50, 125, 45)]
+    [(145, 400, 45), (5, 63, 45), (50, 63, 45)]
     """
     fixed = default_schedule(
         n_train,
