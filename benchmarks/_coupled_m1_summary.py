@@ -294,6 +294,20 @@ def summarise(args, data, levels, lams, out_path: Path) -> None:
         "summary_wall_s": time.perf_counter() - t0,
         "loadavg_at_summary": os.getloadavg(),
     }
+    missing = sorted(set(range(args.folds)) - {r["fold"] for r in per_fold})
+    out["notes"] = {
+        "model": "the paper's: cross_modal='off', RNA input dropout 0.5, 10k steps per fit",
+        "folds_missing": missing,
+        "continue": (
+            f"python benchmarks/coupled_ae_m1.py --only-folds {' '.join(map(str, missing))} "
+            f"--work {args.work}, then --summarise with the same --work (folds already "
+            "summarised here are kept)"
+        )
+        if missing
+        else None,
+        "compute": "per fold: 4 fits (one per λ) of 10k steps, ~95-180 s of CPU each on "
+        "one thread depending on the load (loadavg_end per fold in per_fold)",
+    }
     out["hardware"] = hardware()
     out_path.write_text(json.dumps(out, indent=1))
     print("wrote", out_path)
