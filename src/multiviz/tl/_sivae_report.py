@@ -117,13 +117,17 @@ MIN_RHO_LSTSQ = 0.5
 def _warn_if_loadings_unfaithful(out: dict) -> None:
     rho, r2_lin = out.get("rho_lstsq"), out["r2_linear"]
     if r2_lin <= 0 or (rho is not None and rho < MIN_RHO_LSTSQ):
-        rho_txt = "" if rho is None else (
-            f" and the loadings' Spearman correlation with the least-squares coefficients of "
-            f"the genes on the scores is {rho:.2f} (warned below {MIN_RHO_LSTSQ})"
+        rho_txt = (
+            ""
+            if rho is None
+            else (
+                f" and the loadings' Spearman correlation with the least-squares coefficients of "
+                f"the genes on the scores is {rho:.2f} (warned below {MIN_RHO_LSTSQ})"
+            )
         )
         logg.warning(
             f"siVAE's loadings do not describe its map: the linear reconstruction v·z has "
             f"R² {r2_lin:.3f}{rho_txt}. Read the loadings as gene embeddings, not as "
-            "explanations of the map; the default `design=\"map_first\"` fits them to it.",
+            'explanations of the map; the default `design="map_first"` fits them to it.',
             category=FitQualityWarning,
         )
