@@ -151,7 +151,9 @@ class SIVAEInitMixin:
         (``None``: ``batch_size``), step 2 ``gene_batch_size_pretrain`` genes.
         ``convergence``: per step the plan of
         :func:`~multiviz.models.sivae._convergence.convergence_plan`; each step then stops on
-        its criterion (``epochs`` are its maxima) and keeps its best epoch's weights.
+        its criterion (``epochs`` are its maxima); steps 2 and 3 keep their best epoch's
+        weights, step 1 its last. Without it, step 1 warms the KL weight up over a quarter of
+        its epochs.
         """
         strategy = trainer_kwargs.get("strategy")
 
