@@ -122,7 +122,7 @@ def coupled_table() -> str:
         f"{d['setup']['k_folds']} folds of {d['setup']['n_cells']} M1 cells. "
         f"Best coupled AE by family QDA (λ = {best[0]}) against CCA — "
         + "; ".join(wins)
-        + f". CCA fits in {cca['seconds']:.1f} s.\n"
+        + (f". CCA fits in {cca['seconds']:.1f} s.\n" if "seconds" in cca else ".\n")
     )
     return text
 
