@@ -12,27 +12,20 @@ from scipy import sparse
 
 from .. import _logging as logg
 from .._blocks import row_slices
-from .._mudata import quiet_update
-from .._validate import (
-    InputError,
-    check_counts,
-    check_finite,
-    check_min_obs,
-    check_n_top,
-    check_paired,
-    get_layer,
-    get_modality,
-    resolve_target,
-)
 from .._warnings import DataWarning
-from ._args import TECHNICAL_GENES, all_excluded_error, check_prepare_args, excluded_mask
+from ._args import TECHNICAL_GENES, check_prepare_args
 from ._gene_selection import detection_gene_selection
-from ._targets import (
-    check_log_features,
-    check_some_varying,
-    resolve_target_transform,
-    transform_targets,
+from ._paired_steps import (
+    CheckedInputs,
+    FittedValues,
+    check_genes,
+    check_targets,
+    log_paired_summary,
+    paired_record,
+    read_paired,
+    write_paired,
 )
+from ._targets import transform_targets
 from ._zscore import apply_zscore, fit_zscore
 
 _READS_VS_UMIS = 1e5  # median library size above which counts are taken to be reads
@@ -99,6 +92,40 @@ def _select_genes(
         chosen = probe.var["highly_variable"].to_numpy()
     selected[np.flatnonzero(candidates)[chosen]] = True
     return selected, thr
+
+
+def _fit_paired(
+    checked: CheckedInputs, gene_selection: str, *, threshold, min_cells: int, subset: bool
+) -> FittedValues:
+    """Select genes, normalise and z-score both modalities (``mdata`` is not touched)."""
+    counts_kept = checked.counts if checked.keep.all() else checked.counts[checked.keep]
+    selected, thr = _select_genes(
+        counts_kept, ~checked.excluded, checked.n_top, gene_selection, threshold, min_cells
+    )
+    selected_counts = counts_kept[:, selected]
+    scale, target_sum = median_depth_scale(selected_counts.sum(axis=1))
+    log2norm = log2_scaled(selected_counts if subset else counts_kept, scale)
+    x_mean, x_std = fit_zscore(log2norm)
+    x_scaled = apply_zscore(log2norm, x_mean, x_std)
+
+    y_kept = checked.y_kept
+    y_unscaled = transform_targets(y_kept, checked.transform, checked.log_mask)
+    if checked.transform is None:
+        y_mean, y_std = np.zeros(y_kept.shape[1]), np.ones(y_kept.shape[1])
+    else:
+        y_mean, y_std = fit_zscore(y_unscaled)
+    y_scaled = apply_zscore(y_unscaled, y_mean, y_std)
+    constant = list(checked.target.var_names[np.ptp(y_unscaled, axis=0) == 0])
+    if constant:
+        logg.warning(
+            "    %d %s features are constant across cells (set to 0): %s",
+            len(constant),
+            checked.y,
+            ", ".join(map(str, constant[:10])),
+            category=DataWarning,
+        )
+    x_fit = (log2norm, x_mean, x_std, x_scaled)
+    return FittedValues(selected, thr, target_sum, *x_fit, y_unscaled, y_mean, y_std, y_scaled)
 
 
 def prepare_paired(
@@ -253,143 +280,40 @@ def prepare_paired(
         min_cells=min_cells,
         copy=copy,
     )
-    rna = get_modality(mdata, x, "x")
-    y = resolve_target(mdata, y)
-    if y == x:
-        raise InputError(f"`x` and `y` must be different modalities; both are {x!r}.")
-    target = get_modality(mdata, y, "y")
-    check_paired(mdata, [x, y], ["`x`", "`y`"])
-    counts = get_layer(rna, layer)
-    check_counts(counts, f"mdata[{x!r}]" + (f".layers[{layer!r}]" if layer else ".X"))
-    y_values = target.X.toarray() if sparse.issparse(target.X) else np.asarray(target.X)
-    check_finite(y_values, f"mdata[{y!r}].X", allow_nan=drop_nan, names=target.var_names)
-    y_values = np.array(y_values, dtype=np.float64)
-
-    keep = ~np.isnan(y_values).any(axis=1)
-    n_dropped = int((~keep).sum())
-    check_min_obs(int(keep.sum()), 3, f"mdata (cells with complete `{y}` targets)")
-    y_kept = y_values[keep]
-    check_some_varying(y_kept, y)
-    transform = resolve_target_transform(
-        target_transform, y, y_kept, log_features=bool(log_features)
+    rna, y, target, counts, y_values = read_paired(mdata, x, y, layer, drop_nan)
+    targets = check_targets(target, y, y_values, target_transform, log_features)
+    genes = check_genes(
+        rna, x, n_top_genes, gene_selection, pattern, exclude_genes, exclude_ribosomal
     )
-    log_mask = check_log_features(target, y, y_kept, log_features, transform)
-    if gene_selection != "none":
-        check_n_top(n_top_genes, rna.n_vars)
-    excluded = excluded_mask(rna, pattern)
-    candidates = ~excluded
-    if not candidates.any():
-        raise all_excluded_error(rna, x, exclude_genes, exclude_ribosomal)
-    n_top = int(n_top_genes)
-    if gene_selection != "none" and n_top > int(candidates.sum()):
-        logg.warning(
-            "    n_top_genes=%d, but only %d genes remain after excluding %d technical genes: "
-            "keeping all %d",
-            n_top,
-            int(candidates.sum()),
-            int(excluded.sum()),
-            int(candidates.sum()),
-            category=DataWarning,
-        )
-        n_top = int(candidates.sum())
-
-    # -- compute everything before writing anything -------------------------------------------
-    counts_kept = counts[keep] if n_dropped else counts
-    selected, thr = _select_genes(
-        counts_kept, candidates, n_top, gene_selection, threshold, min_cells
+    checked = CheckedInputs(rna, y, target, counts, *targets, *genes)
+    fitted = _fit_paired(
+        checked, gene_selection, threshold=threshold, min_cells=min_cells, subset=subset
     )
-    selected_counts = counts_kept[:, selected]
-    scale, target_sum = median_depth_scale(selected_counts.sum(axis=1))
-    log2norm = log2_scaled(selected_counts if subset else counts_kept, scale)
-    x_mean, x_std = fit_zscore(log2norm)
-    x_scaled = apply_zscore(log2norm, x_mean, x_std)
-
-    y_unscaled = transform_targets(y_kept, transform, log_mask)
-    if transform is None:
-        y_mean, y_std = np.zeros(y_kept.shape[1]), np.ones(y_kept.shape[1])
-    else:
-        y_mean, y_std = fit_zscore(y_unscaled)
-    y_scaled = apply_zscore(y_unscaled, y_mean, y_std)
-    constant = list(target.var_names[np.ptp(y_unscaled, axis=0) == 0])
-    if constant:
-        logg.warning(
-            "    %d %s features are constant across cells (set to 0): %s",
-            len(constant),
-            y,
-            ", ".join(map(str, constant[:10])),
-            category=DataWarning,
-        )
-    excluded_names = [str(g) for g in rna.var_names[excluded]]
-
-    # -- write --------------------------------------------------------------------------------
     if copy:
         mdata = mdata.copy()
-    out_rna, out_y = mdata.mod[x], mdata.mod[y]
-    if n_dropped:
-        dropped_cells = list(mdata.obs_names[~keep])
-        for mod in mdata.mod.values():
-            mod._inplace_subset_obs(mod.obs_names.isin(mdata.obs_names[keep]))
-        with quiet_update():
-            mdata.update()
-    else:
-        dropped_cells = []
-    raw_counts = out_rna.layers[layer] if layer is not None else out_rna.X
-    out_rna.var["highly_variable"] = selected
-    if subset:
-        out_rna._inplace_subset_var(selected)
-        raw_counts = raw_counts[:, selected]
-    out_rna.layers["counts"] = raw_counts
-    out_rna.layers["log2norm"] = log2norm
-    out_rna.X = x_scaled
-    out_rna.var["zscore_mean"] = x_mean
-    out_rna.var["zscore_std"] = x_std
-    out_y.layers["raw"] = y_kept.astype(np.float32)
-    out_y.layers["unscaled"] = y_unscaled.astype(np.float32)
-    out_y.X = y_scaled
-    out_y.var["log_transformed"] = log_mask
-    out_y.var["zscore_mean"] = y_mean
-    out_y.var["zscore_std"] = y_std
-    with quiet_update():
-        mdata.update()
-    mdata.uns["prepare_paired"] = {
-        "params": {
-            "x": x,
-            "y": y,
-            "n_top_genes": int(n_top_genes),
-            "gene_selection": gene_selection,
-            "threshold": thr if thr is not None else "n/a",
-            "layer": layer if layer is not None else "X",
-            "target_transform": transform if transform is not None else "none",
-            "log_features": log_features,
-            "exclude_genes": pattern.pattern if pattern is not None else "none",
-            "subset": subset,
-            "min_cells": int(min_cells),
-        },
-        "n_cells_dropped": n_dropped,
-        "dropped_cells": dropped_cells,
-        "n_genes_excluded": len(excluded_names),
-        "excluded_genes": excluded_names,
-        "median_library_size": target_sum,
-        "n_genes_selected": int(selected.sum()),
+    dropped_cells = write_paired(mdata, x, checked, fitted, layer=layer, subset=subset)
+    params = {
+        "x": x,
+        "y": y,
+        "n_top_genes": int(n_top_genes),
+        "gene_selection": gene_selection,
+        "threshold": fitted.thr if fitted.thr is not None else "n/a",
+        "layer": layer if layer is not None else "X",
+        "target_transform": checked.transform if checked.transform is not None else "none",
+        "log_features": log_features,
+        "exclude_genes": pattern.pattern if pattern is not None else "none",
+        "subset": subset,
+        "min_cells": int(min_cells),
     }
-    logg.info(
-        "prepare_paired: kept %d cells (dropped %d with NaN targets), excluded %d technical "
-        "genes%s, %d genes selected by %r, median library size %.4g, z-scored %d genes; "
-        "%d %s features: %s",
-        int(keep.sum()),
-        n_dropped,
-        len(excluded_names),
-        f" ({', '.join(excluded_names[:6])}{', ...' if len(excluded_names) > 6 else ''})"
-        if excluded_names
-        else "",
-        int(selected.sum()),
+    record = paired_record(params, checked, fitted, dropped_cells)
+    mdata.uns["prepare_paired"] = record
+    log_paired_summary(
+        record,
+        int(checked.keep.sum()),
         gene_selection,
-        target_sum,
-        out_rna.n_vars,
-        out_y.n_vars,
+        mdata.mod[x].n_vars,
+        mdata.mod[y].n_vars,
         y,
-        {"clr": "CLR per cell, z-scored", "log1p": "log1p, z-scored", "zscore": "z-scored"}.get(
-            transform, "left as they are"
-        ),
+        checked.transform,
     )
     return mdata if copy else None
