@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from mudata import MuData
 
 from .._validate import InputError, check_mudata
 from ._docs import figure_doc
+from ._overlay_panels import feature_panels, gene_panels
 from ._utils import (
     as_categories,
     category_palette,
@@ -93,12 +95,6 @@ def _resolve_basis(mdata: MuData, basis: str) -> tuple[np.ndarray, str]:
     raise InputError(f"`basis={basis!r}` not found in `mdata.obsm` ({hint}).")
 
 
-def _strip_mod(name: str, mod: str) -> str:
-    """``"rna:Pvalb"`` → ``"Pvalb"`` when the prefix is ``mod`` (muon's naming)."""
-    prefix = f"{mod}:"
-    return name[len(prefix) :] if str(name).startswith(prefix) else str(name)
-
-
 def _color_values(mdata: MuData, color: str) -> pd.Series:
     """``obs`` column, muon's ``"mod:name"`` (a var or obs column of ``mod``), or a var name."""
     if color in mdata.obs:
@@ -118,44 +114,6 @@ def _color_values(mdata: MuData, color: str) -> pd.Series:
         f"`color={color!r}` is not a column of `mdata.obs` nor a feature of any modality "
         f"(use 'mod:name', e.g. 'rna:Pvalb'; modalities: {list(mdata.mod)})."
     )
-
-
-def _cv_r2(mdata: MuData, key: str, params: dict) -> pd.Series | None:
-    """Mean held-out R² per feature from a ``cross_validate`` table matching this fit."""
-    method = "srrr" if key.startswith("srrr") else "sbnn" if key.startswith("sbnn") else None
-    tables = [
-        v
-        for v in mdata.uns.values()
-        if isinstance(v, pd.DataFrame) and {"method", "feature", "r2"} <= set(v.columns)
-    ]
-    for table in tables:
-        rows = table[(table["method"] == method) & (table["feature"] != "all")]
-        for arg in ("bottleneck", "rank"):
-            if arg in params and "params" in rows:
-                same = rows["params"].astype(str).str.contains(f"{arg}={params[arg]}\\b")
-                rows = rows[same] if same.any() else rows
-        if len(rows):
-            return rows.groupby("feature")["r2"].mean()
-    return None
-
-
-def _rank_features(mdata: MuData, key: str, info: dict, names: list[str]):
-    """Features by decreasing R²: ``cross_validate`` in ``uns``, else held-out, else train."""
-    info = info if isinstance(info, dict) else {}
-    r2, source = _cv_r2(mdata, key, info.get("params", {})), "CV"
-    for stored, label in (
-        ("r2_heldout_per_feature", "held-out"),
-        ("r2_train_per_feature", "train"),
-    ):
-        if r2 is not None and set(names) & set(r2.index):
-            break
-        per_feature = info.get(stored)
-        r2, source = (pd.Series(per_feature) if per_feature is not None else None), label
-    if r2 is None or not set(names) & set(r2.index):
-        return list(names), {}, None
-    r2 = r2.reindex(names)
-    order = list(r2.sort_values(ascending=False, na_position="last").index)
-    return order, r2.to_dict(), source
 
 
 def _model_title(key: str, basis_key: str, info: dict) -> str:
@@ -184,6 +142,98 @@ def _palette(mdata: MuData, color: str, values: pd.Series, cats: list[str]) -> d
     series = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
     full = [str(c) for c in series.cat.categories]
     return category_palette(sources, name, cats, all_categories=full)
+
+
+def _layout(
+    n_g: int, n_f: int, ncols: int, cats: list | None, legend_loc: str | None
+) -> tuple[int, int, int, tuple[float, float]]:
+    """Overlay columns of genes and of features, panel rows, and the figure size.
+
+    ``cats``: the categories of a categorical ``color`` (their legend takes room), else None.
+    """
+    nc_g = min(ncols, n_g) if n_g else 0
+    nc_f = min(ncols, n_f) if n_f else 0
+    nrows = max(1, math.ceil(n_g / max(nc_g, 1)), math.ceil(n_f / max(nc_f, 1)))
+    width_units = nc_g + nc_f + max(nrows, 2)
+    height = 1.6 * max(nrows, 2) + 0.5
+    width = 1.6 * width_units + 1 + (0.8 if n_g and n_f else 0)
+    if cats is not None and legend_loc == "right margin":
+        longest = max(len(str(c)) for c in cats)
+        width += math.ceil(len(cats) / max(4, int((height * 72 - 30) / 12.5))) * (
+            0.3 + 0.075 * longest
+        )
+    elif cats is not None and legend_loc == "below":
+        height += legend_height(len(cats), width, max(len(str(c)) for c in cats))
+    return nc_g, nc_f, nrows, (width, height)
+
+
+def _draw_latent(
+    fig: Figure,
+    main: Axes,
+    xy: np.ndarray,
+    mdata: MuData,
+    color: str | None,
+    values_c: pd.Series | None,
+    legend_loc: str | None,
+    point_size: float,
+) -> None:
+    """The latent scatter: grey, by category (with its legend) or by a continuous value."""
+    if values_c is None:
+        main.scatter(xy[:, 0], xy[:, 1], s=point_size, color="0.5", linewidths=0)
+    elif is_categorical(values_c):
+        labels, cats = as_categories(values_c)
+        palette = _palette(mdata, color, values_c, cats)
+        handles = scatter_categories(main, xy, labels, cats, palette, size=point_size)
+        if legend_loc == "right margin":
+            legend_outside(fig, handles, title=color)
+        elif legend_loc == "below":
+            legend_below(fig, handles, title=color)
+        elif legend_loc == "on data":
+            legend_on_data(main, xy, labels, cats)
+    else:
+        v = values_c.to_numpy(dtype=float)
+        missing = ~np.isfinite(v)
+        if missing.any():
+            main.scatter(*xy[missing].T, s=point_size, color="lightgray", linewidths=0, label="NA")
+        points = main.scatter(*xy[~missing].T, s=point_size, c=v[~missing], linewidths=0)
+        fig.colorbar(points, ax=main, shrink=0.5, label=color, location="bottom")
+
+
+def _overlay(ax_: Axes, title: str, v: np.ndarray, *, tri, levels, vmax: float, cmap: str):
+    """One contour overlay, clipped to the shared colour scale."""
+    ax_.set_title(title, fontsize=8)
+    ax_.set_xticks([])
+    ax_.set_yticks([])
+    ax_.set_aspect("equal", adjustable="datalim")
+    clipped = np.clip(v, -vmax, vmax)
+    return ax_.tricontourf(tri, clipped, levels=levels, cmap=cmap, extend="both")
+
+
+def _draw_overlays(fig: Figure, gs, genes: tuple, features: tuple, draw, vmax: float) -> None:
+    """Gene overlays left of the latent, feature overlays right, with their colour bars.
+
+    ``genes`` is ``(panels, kinds, columns)``, ``features`` ``(panels, columns)``; ``draw``
+    is :func:`_overlay` with the shared scale.
+    """
+    (gene_panels_, gene_kinds, nc_g), (feat_panels, nc_f) = genes, features
+    sides = []  # (axes, mappable, colour-bar label) per side
+    if gene_panels_:
+        axes = [fig.add_subplot(gs[i // nc_g, i % nc_g]) for i in range(len(gene_panels_))]
+        mappables = [draw(a, n, v) for a, (n, v) in zip(axes, gene_panels_.items())]
+        kind = " / ".join(sorted(gene_kinds, reverse=True))  # reconstructed / observed
+        sides.append((axes, mappables[-1], f"{kind} expression (z-score)", "left"))
+    if feat_panels:
+        axes = [
+            fig.add_subplot(gs[i // nc_f, nc_g + 1 + i % nc_f]) for i in range(len(feat_panels))
+        ]
+        mappables = [draw(a, n, v) for a, (n, v) in zip(axes, feat_panels.items())]
+        sides.append((axes, mappables[-1], "predicted (z-score)", "right"))
+    if len({label for *_, label, _ in sides}) == 1 and len(sides) == 2:  # one shared bar
+        sides = [(sides[0][0] + sides[1][0], sides[1][1], sides[1][2], "right")]
+    for axes, mappable, label, location in sides:
+        fig.colorbar(
+            mappable, ax=axes, shrink=0.5, label=label, ticks=[-vmax, 0, vmax], location=location
+        )
 
 
 @figure_doc
@@ -301,125 +351,33 @@ def latent_overlay(
     info = mdata.uns.get(key, {})
     params = info.get("params", {}) if isinstance(info, dict) else {}
     xmod, ymod = params.get("x", "rna"), params.get("y", None)
-
-    gene_panels: dict[str, np.ndarray] = {}
-    gene_kinds: set[str] = set()
-    if genes:
-        rna = mdata.mod[xmod]
-        pred = rna.obsm.get(f"{key}_genes_pred")
-        if isinstance(genes, int | np.integer):
-            ranked = list(info.get("selected_genes", [])) if isinstance(info, dict) else []
-            if not ranked and f"{key}_selected" in rna.var:
-                ranked = list(rna.var_names[rna.var[f"{key}_selected"].to_numpy(bool)])
-            if not ranked:
-                raise InputError(f"No selected genes stored under {key!r}; pass `genes` as a list.")
-            genes = ranked[: int(genes)]
-        for g in (_strip_mod(g, xmod) for g in genes):
-            if isinstance(pred, pd.DataFrame) and g in pred.columns:
-                gene_panels[g] = pred[g].to_numpy()
-                gene_kinds.add("reconstructed")
-            elif g in rna.var_names:
-                col = rna[:, g].X
-                col = col.toarray() if hasattr(col, "toarray") else np.asarray(col)
-                gene_panels[g] = col.ravel()
-                gene_kinds.add("observed")
-            else:
-                raise InputError(f"Gene {g!r} is not in `mdata[{xmod!r}].var_names`.")
-    feat_panels: dict[str, np.ndarray] = {}
-    if features:
-        if ymod is None or f"{key}_pred" not in mdata.mod[ymod].layers:
-            raise InputError(
-                f"No predictions `layers['{key}_pred']` found; run `mv.tl.{key.rstrip('0123456789_')}` first or pass `key=`."
-            )
-        target = mdata.mod[ymod]
-        pred = np.asarray(target.layers[f"{key}_pred"])
-        names = [str(n) for n in target.var_names]
-        order, r2, source = _rank_features(mdata, key, info, names)
-        if isinstance(features, int | np.integer):
-            features = order[: int(features)]
-        for f in (_strip_mod(f, ymod) for f in features):
-            if f not in names:
-                raise InputError(f"Feature {f!r} is not in `mdata[{ymod!r}].var_names` ({names}).")
-            score = r2.get(f)
-            title = f if score is None or pd.isna(score) else f"{f}\n{source} R² {score:.2f}"
-            feat_panels[title] = pred[:, names.index(f)]
+    genes_, gene_kinds = gene_panels(mdata, key, info, xmod, genes) if genes else ({}, set())
+    feats = feature_panels(mdata, key, info, ymod, features) if features else {}
 
     values_c = None if color is None else _color_values(mdata, color)
-    values = list(gene_panels.values()) + list(feat_panels.values())
+    values = list(genes_.values()) + list(feats.values())
     if vmax is None:  # the typical panel's range: one outlying gene does not flatten the rest
         vmax = float(np.median([np.nanpercentile(np.abs(v), 99) for v in values] or [1.0])) or 1.0
         vmax = float(f"{vmax:.2g}")  # readable colour-bar ticks
     levels = np.linspace(-vmax, vmax, n_levels + 1)
     tri = masked_triangulation(xy, max_edge) if values else None
 
-    n_g, n_f = len(gene_panels), len(feat_panels)
-    nc_g = min(ncols, n_g) if n_g else 0
-    nc_f = min(ncols, n_f) if n_f else 0
-    nrows = max(1, math.ceil(n_g / max(nc_g, 1)), math.ceil(n_f / max(nc_f, 1)))
-    width_units = nc_g + nc_f + max(nrows, 2)
-    height = 1.6 * max(nrows, 2) + 0.5
     categorical = values_c is not None and is_categorical(values_c)
     cats = as_categories(values_c)[1] if categorical else []
     if legend_loc == "auto":
         legend_loc = "right margin" if len(cats) <= MANY_CATEGORIES else "below"
-    width = 1.6 * width_units + 1 + (0.8 if n_g and n_f else 0)
-    if categorical and legend_loc == "right margin":
-        longest = max(len(str(c)) for c in cats)
-        width += math.ceil(len(cats) / max(4, int((height * 72 - 30) / 12.5))) * (
-            0.3 + 0.075 * longest
-        )
-    elif categorical and legend_loc == "below":
-        height += legend_height(len(cats), width, max(len(str(c)) for c in cats))
-    fig, spec = new_figure(ax, (width, height))
+    nc_g, nc_f, nrows, size = _layout(
+        len(genes_), len(feats), ncols, cats if categorical else None, legend_loc
+    )
+    fig, spec = new_figure(ax, size)
     widths = [1] * nc_g + [max(nrows, 2)] + [1] * nc_f
     gs = spec.subgridspec(nrows, len(widths), width_ratios=widths)
     main = fig.add_subplot(gs[:, nc_g])
-    if values_c is None:
-        main.scatter(xy[:, 0], xy[:, 1], s=point_size, color="0.5", linewidths=0)
-    elif categorical:
-        labels, cats = as_categories(values_c)
-        palette = _palette(mdata, color, values_c, cats)
-        handles = scatter_categories(main, xy, labels, cats, palette, size=point_size)
-        if legend_loc == "right margin":
-            legend_outside(fig, handles, title=color)
-        elif legend_loc == "below":
-            legend_below(fig, handles, title=color)
-        elif legend_loc == "on data":
-            legend_on_data(main, xy, labels, cats)
-    else:
-        v = values_c.to_numpy(dtype=float)
-        missing = ~np.isfinite(v)
-        if missing.any():
-            main.scatter(*xy[missing].T, s=point_size, color="lightgray", linewidths=0, label="NA")
-        points = main.scatter(*xy[~missing].T, s=point_size, c=v[~missing], linewidths=0)
-        fig.colorbar(points, ax=main, shrink=0.5, label=color, location="bottom")
+    _draw_latent(fig, main, xy, mdata, color, values_c, legend_loc, point_size)
     main.set_title(_model_title(key, basis_key, info))
     main.set_aspect("equal", adjustable="datalim")
     main.set_xticks([])
     main.set_yticks([])
-
-    def overlay(ax_, title, v):
-        ax_.set_title(title, fontsize=8)
-        ax_.set_xticks([])
-        ax_.set_yticks([])
-        ax_.set_aspect("equal", adjustable="datalim")
-        clipped = np.clip(v, -vmax, vmax)
-        return ax_.tricontourf(tri, clipped, levels=levels, cmap=cmap, extend="both")
-
-    sides = []  # (axes, mappable, colour-bar label) per side
-    if gene_panels:
-        axes = [fig.add_subplot(gs[i // nc_g, i % nc_g]) for i in range(n_g)]
-        mappables = [overlay(a, n, v) for a, (n, v) in zip(axes, gene_panels.items())]
-        kind = " / ".join(sorted(gene_kinds, reverse=True))  # reconstructed / observed
-        sides.append((axes, mappables[-1], f"{kind} expression (z-score)", "left"))
-    if feat_panels:
-        axes = [fig.add_subplot(gs[i // nc_f, nc_g + 1 + i % nc_f]) for i in range(n_f)]
-        mappables = [overlay(a, n, v) for a, (n, v) in zip(axes, feat_panels.items())]
-        sides.append((axes, mappables[-1], "predicted (z-score)", "right"))
-    if len({label for *_, label, _ in sides}) == 1 and len(sides) == 2:  # one shared bar
-        sides = [(sides[0][0] + sides[1][0], sides[1][1], sides[1][2], "right")]
-    for axes, mappable, label, location in sides:
-        fig.colorbar(
-            mappable, ax=axes, shrink=0.5, label=label, ticks=[-vmax, 0, vmax], location=location
-        )
+    draw = partial(_overlay, tri=tri, levels=levels, vmax=vmax, cmap=cmap)
+    _draw_overlays(fig, gs, (genes_, gene_kinds, nc_g), (feats, nc_f), draw, vmax)
     return finish(fig, show=show, save=save, return_fig=return_fig)
