@@ -119,6 +119,49 @@ def test_stacked_adam_matches_torch_adam():
         torch.testing.assert_close(stacked["w"][k], ref[k].detach(), rtol=1e-5, atol=1e-6)
 
 
+def test_dropped_genes_stay_exactly_zero_as_with_a_masked_forward():
+    """Zeroed rows + zeroed gradients + reset Adam state == multiplying by the mask."""
+    from multiviz.models.sbnn import SBNNModule
+    from multiviz.models.sbnn._ensemble import StackedSBNN
+
+    gen = torch.Generator().manual_seed(1)
+    mods = [SBNNModule(12, 3, n_latent=2, n_hidden=(8, 4), n_clusters=3, seed=s) for s in (0, 1)]
+    net = StackedSBNN(mods)
+    ref = {k: v.detach().clone().requires_grad_(True) for k, v in net.params.items()}
+    alive = torch.ones(2, 12, 1)
+    alive[0, [1, 5]] = 0.0
+    alive[1, [7]] = 0.0
+    net.alive = alive
+    opt = StackedAdam(net.params, list(net.params), lr=1e-2, weight_decay=1e-3)
+    ref_opt = StackedAdam(ref, list(ref), lr=1e-2, weight_decay=1e-3)
+    for _ in range(5):
+        x = torch.randn(2, 6, 12, generator=gen)
+        opt.zero_grad()
+        net.forward(x)[1].pow(2).sum().backward()
+        net.mask_dead_gradients_()
+        opt.step()
+        # the reference multiplies the weights by the mask in the forward pass
+        ref_opt.zero_grad()
+        h = torch.nn.functional.elu(
+            torch.baddbmm(ref["first.bias"], x, ref["first.weight"] * alive)
+        )
+        for name in net.encoder[1:-1]:
+            h = torch.nn.functional.elu(
+                torch.baddbmm(ref[f"{name}.bias"], h, ref[f"{name}.weight"])
+            )
+        h = torch.baddbmm(ref[f"{net.encoder[-1]}.bias"], h, ref[f"{net.encoder[-1]}.weight"])
+        for name in net.decoder:
+            h = torch.nn.functional.elu(
+                torch.baddbmm(ref[f"{name}.bias"], h, ref[f"{name}.weight"])
+            )
+        torch.baddbmm(ref["head.bias"], h, ref["head.weight"]).pow(2).sum().backward()
+        ref_opt.step()
+    w = net.first_weight().detach()
+    assert torch.all(w[0, [1, 5]] == 0) and torch.all(w[1, 7] == 0)
+    torch.testing.assert_close(w, (ref["first.weight"] * alive).detach(), rtol=0, atol=0)
+    torch.testing.assert_close(net.params["head.weight"], ref["head.weight"], rtol=0, atol=0)
+
+
 def test_consensus_recovers_planted_drivers(sim):
     m = sim.copy()
     out = mv.tl.selection_stability(

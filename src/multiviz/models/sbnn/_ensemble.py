@@ -77,13 +77,31 @@ class StackedSBNN:
 
     @alive.setter
     def alive(self, value: torch.Tensor) -> None:
+        """Set the mask and zero the first-layer rows of the genes it drops, in place."""
         self._alive = value
-        self._masked = bool((value == 0).any())
+        dead = value[..., 0] == 0
+        self._dead_rows = torch.nonzero(dead, as_tuple=True) if bool(dead.any()) else None
+        if self._dead_rows is not None:
+            with torch.no_grad():
+                self.params["first.weight"][self._dead_rows] = 0.0
 
     def first_weight(self) -> torch.Tensor:
-        """First-layer weights with each member's dropped genes at exactly zero."""
-        w = self.params["first.weight"]
-        return w * self._alive if self._masked else w
+        """First-layer weights; a member's dropped genes are rows of exact zeros.
+
+        The rows are zeroed when the mask is set and stay zero: their gradient is zeroed
+        after every backward pass (:meth:`mask_dead_gradients_`) and their Adam state is
+        reset when they are dropped, so Adam's update of them is exactly 0. This gives the
+        same numbers as multiplying the weights by the mask in every forward pass, without
+        that pass over the largest tensor of the network (and its backward).
+        """
+        return self.params["first.weight"]
+
+    @torch.no_grad()
+    def mask_dead_gradients_(self) -> None:
+        """Zero the first-layer gradient rows of every member's dropped genes."""
+        grad = self.params["first.weight"].grad
+        if self._dead_rows is not None and grad is not None:
+            grad[self._dead_rows] = 0.0
 
     def trunk(self, x: torch.Tensor, n_frozen: int) -> torch.Tensor:
         """Activations after the first ``n_frozen`` encoder layers (``x`` if 0)."""
@@ -139,14 +157,6 @@ class StackedSBNN:
                 else:
                     lin.weight.copy_(self.params[f"{name}.weight"][k].T)
                 lin.bias.copy_(self.params[f"{name}.bias"][k, 0])
-
-    @torch.no_grad()
-    def select_columns(self, keep: torch.Tensor) -> None:
-        """Keep only the stacked first-layer columns ``keep`` (positions into ``cols``)."""
-        w = self.params["first.weight"].index_select(1, keep).contiguous()
-        self.params["first.weight"] = w.requires_grad_(True)
-        self.alive = self.alive.index_select(1, keep).contiguous()
-        self.cols = self.cols.index_select(1, keep)
 
 
 class StackedAdam:

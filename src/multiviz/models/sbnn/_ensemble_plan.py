@@ -213,11 +213,7 @@ class _Ensemble(ScreeningMixin):
                 phase, net, opt, src, shared, perms, n_frozen, labels if ce else None, lasso_on
             )
             if ce:
-                net.write_back(self.mods)
-                for p in self.plans:
-                    val_ce = p._validate_pretraining()
-                    if val_ce is not None:
-                        p.epoch_log[-1]["val_cross_entropy"] = val_ce
+                self._validate_pretraining(net, labels)
             if lasso_on:
                 self.lasso_epochs += 1
                 if (
@@ -227,6 +223,37 @@ class _Ensemble(ScreeningMixin):
                 ):
                     net, opt = self._screen(phase, net, opt)
             progress.update(1)
+
+    @torch.no_grad()
+    def _validate_pretraining(self, net: StackedSBNN, labels: torch.Tensor) -> None:
+        """Log each member's hold-out cross-entropy, from the stacked weights.
+
+        With ``handover="best"`` each member keeps its best state, so its plan validates
+        (and snapshots) its own module; otherwise all members are scored in one forward
+        pass (the same formula, summed in float64; no copy of the weights per epoch).
+        """
+        if self.plans[0].handover == "best":
+            net.write_back(self.mods)
+            scores = [p._validate_pretraining() for p in self.plans]
+        else:
+            rows = [p._val for p in self.plans]
+            n_val = torch.tensor([r.numel() for r in rows])
+            idx = pad_rows(rows) if int(n_val.max()) else None
+            scores = [None] * self.K
+            if idx is not None:
+                _, out = net.forward(self._gather(self.src, idx, self.src_shared), classify=True)
+                out = out.masked_fill(self._class_mask, float("-inf"))
+                per = F.cross_entropy(
+                    out.reshape(-1, out.shape[-1]),
+                    labels[torch.arange(self.K)[:, None], idx].reshape(-1),
+                    reduction="none",
+                ).view(self.K, -1)
+                valid = torch.arange(idx.shape[1])[None, :] < n_val[:, None]
+                total = (per.double() * valid).sum(1)
+                scores = [float(t / n) if n else None for t, n in zip(total, n_val)]
+        for p, val_ce in zip(self.plans, scores):
+            if val_ce is not None:
+                p.epoch_log[-1]["val_cross_entropy"] = val_ce
 
     def _epoch(self, phase, net, opt, src, shared, perms, n_frozen, labels, lasso_on) -> None:
         B, K = self.batch_size, self.K
@@ -257,6 +284,7 @@ class _Ensemble(ScreeningMixin):
             fit = (per * valid).sum(1) / cnt.clamp(min=1)
             opt.zero_grad()
             (fit * active).sum().backward()
+            net.mask_dead_gradients_()
             if lasso_on:
                 pen = add_group_lasso_gradient_(
                     net.first_weight(),

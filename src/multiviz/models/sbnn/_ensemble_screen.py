@@ -95,9 +95,10 @@ class ScreeningMixin:
         if torch.equal(new_cols, cols):
             alive_new = (~self.dead[:, cols]).float()[..., None]
             revived = (alive_new > 0) & (net.alive == 0)
+            dropped = (alive_new == 0) & (net.alive > 0)
             net.params["first.weight"].masked_fill_(revived, 0.0)
-            opt.reset_rows("first.weight", revived)
-            net.alive = alive_new
+            opt.reset_rows("first.weight", revived | dropped)
+            net.alive = alive_new  # zeroes the dropped rows
             return net, opt
         # re-index the stacked first layer and its optimiser state onto the new union
         pos = torch.full((self.G,), -1, dtype=torch.long)
@@ -111,12 +112,13 @@ class ScreeningMixin:
         old_alive = torch.zeros_like(alive_new)
         old_alive[:, have] = net.alive[:, src_pos[have]]
         revived = (alive_new > 0) & (old_alive == 0)
+        stale = revived | ((alive_new == 0) & (old_alive > 0))  # revived or dropped
         w.masked_fill_(revived, 0.0)
 
         def remap(state: torch.Tensor) -> torch.Tensor:
             s_new = state.new_zeros(w.shape)
             s_new[:, have] = state[:, src_pos[have]]
-            return s_new.masked_fill_(revived, 0.0)
+            return s_new.masked_fill_(stale, 0.0)
 
         w.requires_grad_(True)
         if "first.weight" in opt.names:
