@@ -5,6 +5,7 @@ from __future__ import annotations
 import mudata as md
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 
 from .. import _logging as logg
 from .._validate import (
@@ -104,51 +105,12 @@ def selection_stability(
     >>> mv.tl.selection_stability(mdata, method="sbnn", n_seeds=10, consensus=True)  # one ensemble + refit
     >>> mdata["rna"].var["sbnn_selection_frequency"].nlargest(5)
     """
-    check_option(method, ("sbnn", "srrr"), "method")
-    check_option(over, ("seeds", "folds", "folds_seeds"), "over")
-    random_state = check_random_state(random_state)
-    ensemble = check_bool(ensemble, "ensemble")
-    consensus = check_bool(consensus, "consensus")
-    if over != "folds":
-        n_seeds = check_int(n_seeds, "n_seeds", minimum=2 if over == "seeds" else 1)
-        if random_state + n_seeds - 1 > MAX_SEED:
-            raise InputError(
-                f"`random_state={random_state}` with `n_seeds={n_seeds}` seeds the members "
-                f"with {random_state} .. {random_state + n_seeds - 1}, above the largest seed "
-                f"numpy and scikit-learn accept (2**32 - 1 = {MAX_SEED}). Pass "
-                f"`random_state` <= {MAX_SEED - n_seeds + 1}."
-            )
-    if over != "seeds":
-        n_folds = check_int(n_folds, "n_folds", minimum=2)
-    if method == "srrr" and over != "folds":
-        raise InputError(
-            "sRRR is deterministic: refitting with other seeds gives the same genes. Use "
-            "`over='folds'`."
-        )
-    if consensus and method != "sbnn":
-        raise InputError("`consensus=True` refits an sBNN; use `method='sbnn'`.")
-    decoder_epochs = kwargs.pop("gene_decoder_epochs", None)  # the consensus refit's only
-    if decoder_epochs is not None and not consensus:
-        raise InputError("`gene_decoder_epochs` applies only to the `consensus=True` refit.")
-    check_model_kwargs(method, kwargs, "selection_stability")
-    y, rna, target, mask = resolve_inputs(mdata, x, y, genes, None, None)
-    check_writable(mdata, "mdata")
-    check_unique_names(mdata, "mdata")
-    safe_first_call(mdata, x, y)
-    n_genes = kwargs.get("n_genes", 25)
-    check_n_genes(n_genes, int(mask.sum()))
-    minimum, why = min_training_cells(method, kwargs)
-    fold_of = cv_folds(mdata.n_obs, n_folds, random_state) if over != "seeds" else None
-    n_train = mdata.n_obs
-    if fold_of is not None:
-        if mdata.n_obs < n_folds:
-            raise InputError(f"`mdata` has {mdata.n_obs} cells, fewer than `n_folds`={n_folds}.")
-        n_train -= int(np.bincount(fold_of).max())
-    if n_train < minimum:
-        raise InputError(
-            f"Each fit would have {n_train} training cells; {method} needs at least {minimum} "
-            f"({why})."
-        )
+    n_seeds, n_folds, random_state, ensemble, consensus, decoder_epochs = _check_options(
+        method, over, n_seeds, n_folds, random_state, ensemble, consensus, kwargs
+    )
+    y, rna, mask, n_genes, fold_of = _check_data(
+        mdata, method, over, n_folds, random_state, kwargs, x=x, y=y, genes=genes
+    )
     key = key_added or method
     from ..train import fit_context, resolve_progress_bar
 
@@ -178,37 +140,13 @@ def selection_stability(
     freq = np.full(rna.n_vars, np.nan)
     freq[np.flatnonzero(mask)] = ranking["frequency"].reindex(names).to_numpy()
     if consensus:  # the last fit; mv.tl.sbnn writes nothing unless it succeeds
-        from ._sbnn import sbnn
-
-        refit = {k: v for k, v in kwargs.items() if k != "n_genes"}
-        if decoder_epochs is not None:
-            refit["gene_decoder_epochs"] = decoder_epochs
-        chosen = out["consensus_genes"]
-        sbnn(
-            mdata,
-            x=x,
-            y=y,
-            genes=list(chosen),
-            n_genes=len(chosen),
-            random_state=random_state,
-            key_added=f"{key}_consensus",
-            **refit,
+        _refit_consensus(
+            mdata, out["consensus_genes"], kwargs, decoder_epochs, random_state, key, x=x, y=y
         )
     rna.var[f"{key}_selection_frequency"] = freq
-    mdata.uns[f"{key}_stability"] = {
-        "over": over,
-        "n_fits": len(sets),
-        "ensemble": bool(ensemble and method == "sbnn"),
-        "mean_jaccard": out["mean_jaccard"],
-        "mean_overlap": out["mean_overlap"],
-        "always_selected": np.asarray(out["always_selected"], dtype=object),
-        "gene_sets": np.asarray([";".join(s) for s in sets], dtype=object),
-        **(
-            {"consensus_genes": np.asarray(out["consensus_genes"], dtype=object)}
-            if consensus
-            else {}
-        ),
-    }
+    mdata.uns[f"{key}_stability"] = _stability_record(
+        out, over, bool(ensemble and method == "sbnn")
+    )
     logg.info(
         "    %s stability over %d %s: mean Jaccard %.2f, %d genes always selected",
         method,
@@ -218,6 +156,129 @@ def selection_stability(
         len(out["always_selected"]),
     )
     return out
+
+
+def _check_options(
+    method: str,
+    over: str,
+    n_seeds: int,
+    n_folds: int,
+    random_state: int,
+    ensemble: bool,
+    consensus: bool,
+    kwargs: dict,
+) -> tuple[int, int, int, bool, bool, int | None]:
+    """Checked arguments, and the consensus refit's ``gene_decoder_epochs`` (popped)."""
+    check_option(method, ("sbnn", "srrr"), "method")
+    check_option(over, ("seeds", "folds", "folds_seeds"), "over")
+    random_state = check_random_state(random_state)
+    ensemble = check_bool(ensemble, "ensemble")
+    consensus = check_bool(consensus, "consensus")
+    if over != "folds":
+        n_seeds = check_int(n_seeds, "n_seeds", minimum=2 if over == "seeds" else 1)
+        if random_state + n_seeds - 1 > MAX_SEED:
+            raise InputError(
+                f"`random_state={random_state}` with `n_seeds={n_seeds}` seeds the members "
+                f"with {random_state} .. {random_state + n_seeds - 1}, above the largest seed "
+                f"numpy and scikit-learn accept (2**32 - 1 = {MAX_SEED}). Pass "
+                f"`random_state` <= {MAX_SEED - n_seeds + 1}."
+            )
+    if over != "seeds":
+        n_folds = check_int(n_folds, "n_folds", minimum=2)
+    if method == "srrr" and over != "folds":
+        raise InputError(
+            "sRRR is deterministic: refitting with other seeds gives the same genes. Use "
+            "`over='folds'`."
+        )
+    if consensus and method != "sbnn":
+        raise InputError("`consensus=True` refits an sBNN; use `method='sbnn'`.")
+    decoder_epochs = kwargs.pop("gene_decoder_epochs", None)  # the consensus refit's only
+    if decoder_epochs is not None and not consensus:
+        raise InputError("`gene_decoder_epochs` applies only to the `consensus=True` refit.")
+    check_model_kwargs(method, kwargs, "selection_stability")
+    return n_seeds, n_folds, random_state, ensemble, consensus, decoder_epochs
+
+
+def _check_data(
+    mdata: md.MuData,
+    method: str,
+    over: str,
+    n_folds: int,
+    random_state: int,
+    kwargs: dict,
+    *,
+    x: str,
+    y: str | None,
+    genes,
+) -> tuple[str, AnnData, np.ndarray, int, np.ndarray | None]:
+    """Resolved ``y``, the predictor modality and gene mask, ``n_genes`` and the folds."""
+    y, rna, _, mask = resolve_inputs(mdata, x, y, genes, None, None)
+    check_writable(mdata, "mdata")
+    check_unique_names(mdata, "mdata")
+    safe_first_call(mdata, x, y)
+    n_genes = kwargs.get("n_genes", 25)
+    check_n_genes(n_genes, int(mask.sum()))
+    minimum, why = min_training_cells(method, kwargs)
+    fold_of = cv_folds(mdata.n_obs, n_folds, random_state) if over != "seeds" else None
+    n_train = mdata.n_obs
+    if fold_of is not None:
+        if mdata.n_obs < n_folds:
+            raise InputError(f"`mdata` has {mdata.n_obs} cells, fewer than `n_folds`={n_folds}.")
+        n_train -= int(np.bincount(fold_of).max())
+    if n_train < minimum:
+        raise InputError(
+            f"Each fit would have {n_train} training cells; {method} needs at least {minimum} "
+            f"({why})."
+        )
+    return y, rna, mask, n_genes, fold_of
+
+
+def _refit_consensus(
+    mdata: md.MuData,
+    chosen: list[str],
+    kwargs: dict,
+    decoder_epochs: int | None,
+    random_state: int,
+    key: str,
+    *,
+    x: str,
+    y: str,
+) -> None:
+    """One sBNN on all cells, on exactly the consensus genes (``key_added=f"{key}_consensus"``)."""
+    from ._sbnn import sbnn
+
+    refit = {k: v for k, v in kwargs.items() if k != "n_genes"}
+    if decoder_epochs is not None:
+        refit["gene_decoder_epochs"] = decoder_epochs
+    sbnn(
+        mdata,
+        x=x,
+        y=y,
+        genes=list(chosen),
+        n_genes=len(chosen),
+        random_state=random_state,
+        key_added=f"{key}_consensus",
+        **refit,
+    )
+
+
+def _stability_record(out: dict, over: str, ensemble: bool) -> dict:
+    """``uns[f"{key_added}_stability"]``: the summary of ``out`` with its gene sets joined."""
+    sets = out["gene_sets"]
+    return {
+        "over": over,
+        "n_fits": len(sets),
+        "ensemble": ensemble,
+        "mean_jaccard": out["mean_jaccard"],
+        "mean_overlap": out["mean_overlap"],
+        "always_selected": np.asarray(out["always_selected"], dtype=object),
+        "gene_sets": np.asarray([";".join(s) for s in sets], dtype=object),
+        **(
+            {"consensus_genes": np.asarray(out["consensus_genes"], dtype=object)}
+            if "consensus_genes" in out
+            else {}
+        ),
+    }
 
 
 def _member_data(mdata, over, n_seeds, fold_of, random_state, *, x, y, genes):
