@@ -36,6 +36,49 @@ def _decoder_from_arrays(weights: dict, activation: str) -> torch.nn.Sequential:
     return net.eval()
 
 
+def _stored_run(
+    mdata: MuData, key: str, source: str, target: str
+) -> tuple[dict, np.ndarray, torch.nn.Sequential]:
+    """The stored run ``uns[key]``, the ``source`` latent and the ``target`` decoder, checked."""
+    info = mdata.uns.get(key)
+    if not isinstance(info, dict) or "decoders" not in info or "params" not in info:
+        raise InputError(
+            f"`mdata.uns[{key!r}]` holds no coupled-autoencoder result; run "
+            f"`mv.tl.coupled_autoencoder(mdata, key_added={key!r})` first."
+        )
+    mods = [str(m) for m in np.asarray(info["params"]["modalities"]).tolist()]
+    for name, mod in (("source", source), ("target", target)):
+        if mod not in mods:
+            raise InputError(f"`{name}={mod!r}` is not one of the coupled modalities {mods}.")
+    get_modality(mdata, target, "target")
+    zkey = f"X_{key}_{source}"
+    if zkey not in mdata.obsm:
+        raise InputError(f"`mdata.obsm[{zkey!r}]` is missing; rerun `mv.tl.coupled_autoencoder`.")
+    z = np.asarray(mdata.obsm[zkey], dtype=np.float32)
+    activation = str(info["params"].get("activation", "relu"))
+    decoder = _decoder_from_arrays(info["decoders"][target], activation)
+    n_vars = mdata.mod[target].n_vars
+    if decoder[-1].out_features != n_vars:
+        raise InputError(
+            f"The stored decoder predicts {decoder[-1].out_features} features but "
+            f"`mdata[{target!r}]` has {n_vars}; rerun `mv.tl.coupled_autoencoder`."
+        )
+    return info, z, decoder
+
+
+def _decode(
+    decoder: torch.nn.Sequential, z: np.ndarray, has: np.ndarray, full: np.ndarray, batch_size: int
+) -> None:
+    """Decode the latents of the cells ``has`` into their rows of ``full``, in chunks."""
+    zz = z[has]
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, zz.shape[0], batch_size):
+            parts.append(decoder(torch.as_tensor(zz[start : start + batch_size])).numpy())
+    if parts:
+        full[has] = np.concatenate(parts)
+
+
 def cross_modal_predict(
     mdata: MuData,
     *,
@@ -99,39 +142,12 @@ def cross_modal_predict(
     key_added = check_str(key_added, "key_added", optional=True)
     batch_size = check_int(batch_size, "batch_size")
     copy = check_bool(copy, "copy")
-    info = mdata.uns.get(key)
-    if not isinstance(info, dict) or "decoders" not in info or "params" not in info:
-        raise InputError(
-            f"`mdata.uns[{key!r}]` holds no coupled-autoencoder result; run "
-            f"`mv.tl.coupled_autoencoder(mdata, key_added={key!r})` first."
-        )
-    mods = [str(m) for m in np.asarray(info["params"]["modalities"]).tolist()]
-    for name, mod in (("source", source), ("target", target)):
-        if mod not in mods:
-            raise InputError(f"`{name}={mod!r}` is not one of the coupled modalities {mods}.")
-    get_modality(mdata, target, "target")
-    zkey = f"X_{key}_{source}"
-    if zkey not in mdata.obsm:
-        raise InputError(f"`mdata.obsm[{zkey!r}]` is missing; rerun `mv.tl.coupled_autoencoder`.")
-    z = np.asarray(mdata.obsm[zkey], dtype=np.float32)
-    activation = str(info["params"].get("activation", "relu"))
-    decoder = _decoder_from_arrays(info["decoders"][target], activation)
+    info, z, decoder = _stored_run(mdata, key, source, target)
     n_vars = mdata.mod[target].n_vars
-    if decoder[-1].out_features != n_vars:
-        raise InputError(
-            f"The stored decoder predicts {decoder[-1].out_features} features but "
-            f"`mdata[{target!r}]` has {n_vars}; rerun `mv.tl.coupled_autoencoder`."
-        )
     has = ~np.isnan(z).any(axis=1)
     full = np.full((mdata.n_obs, n_vars), np.nan, dtype=np.float32)
     with logg.timed(f"predicting {target!r} from the {source!r} latent of {int(has.sum())} cells"):
-        zz = z[has]
-        parts = []
-        with torch.inference_mode():
-            for start in range(0, zz.shape[0], batch_size):
-                parts.append(decoder(torch.as_tensor(zz[start : start + batch_size])).numpy())
-        if parts:
-            full[has] = np.concatenate(parts)
+        _decode(decoder, z, has, full, batch_size)
         check_fit_finite(
             full[has],
             model="coupled autoencoder decoder",

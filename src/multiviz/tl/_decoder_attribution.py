@@ -185,6 +185,48 @@ def _captum_attributions(model, z, cov, method: str, n_steps: int) -> torch.Tens
     return torch.stack(out, dim=1)
 
 
+def _attribute_cells(
+    model, idx: np.ndarray, batch_size: int, method: str, backend: str, n_steps: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-chunk attributions (cells x genes x dims) and summed reference gradients."""
+    module = model.module
+    chunks, grads = [], []
+    for tensors in model._loader(None, idx, batch_size):
+        inp = module._get_inference_input(tensors)
+        with torch.no_grad():
+            z = module.inference(inp["x"], inp["cov"])["qz"].loc
+        cov = inp["cov"].to(z.device) if inp["cov"] is not None else None
+        if backend == "captum":
+            a = _captum_attributions(model, z, cov, method, n_steps)
+        else:
+            a = per_cell_attributions(model, z, cov, method, n_steps=n_steps)
+        ref = per_cell_attributions(model, z, cov, "gradient")
+        if method == "saliency":
+            ref = ref.abs()
+        chunks.append(a.float().cpu())
+        grads.append(ref.sum(0).cpu())
+    return chunks, grads
+
+
+def _first_pc_loadings(
+    attributions: np.ndarray, mean_grad: np.ndarray, n_use: int, n_genes: int, k: int
+) -> np.ndarray:
+    """Genes x dims: each dimension's first-PC loadings, signed along the mean gradient."""
+    u = np.zeros((n_genes, k))
+    for d in range(k):
+        mat = attributions[:, :, d]
+        if n_use < 2 or not np.isfinite(mat).all() or np.allclose(mat, mat[0]):
+            comp = mat.mean(0)
+            norm = np.linalg.norm(comp)
+            comp = comp / norm if norm > 0 else comp
+        else:
+            comp = PCA(n_components=1, random_state=0).fit(mat).components_[0]
+        if np.dot(comp, mean_grad[:, d]) < 0:
+            comp = -comp
+        u[:, d] = comp
+    return u
+
+
 def decoder_attribution(
     adata_or_model,
     *,
@@ -262,36 +304,11 @@ def decoder_attribution(
         logg.warning(f"decoder_attribution: {n_use} cells fit in max_elements={max_elements}.")
     idx = np.sort(rng.choice(n_obs, size=n_use, replace=False))
     start = time.perf_counter()
-    chunks, grads = [], []
     with logg.timed(f"decoder attribution ({method}, {backend}, {n_use} cells)"):
-        for tensors in model._loader(None, idx, batch_size):
-            inp = module._get_inference_input(tensors)
-            with torch.no_grad():
-                z = module.inference(inp["x"], inp["cov"])["qz"].loc
-            cov = inp["cov"].to(z.device) if inp["cov"] is not None else None
-            if backend == "captum":
-                a = _captum_attributions(model, z, cov, method, n_steps)
-            else:
-                a = per_cell_attributions(model, z, cov, method, n_steps=n_steps)
-            ref = per_cell_attributions(model, z, cov, "gradient")
-            if method == "saliency":
-                ref = ref.abs()
-            chunks.append(a.float().cpu())
-            grads.append(ref.sum(0).cpu())
+        chunks, grads = _attribute_cells(model, idx, batch_size, method, backend, n_steps)
         attributions = torch.cat(chunks).numpy()  # cells x genes x dims
         mean_grad = (torch.stack(grads).sum(0) / n_use).numpy()
-        u = np.zeros((n_genes, k))
-        for d in range(k):
-            mat = attributions[:, :, d]
-            if n_use < 2 or not np.isfinite(mat).all() or np.allclose(mat, mat[0]):
-                comp = mat.mean(0)
-                norm = np.linalg.norm(comp)
-                comp = comp / norm if norm > 0 else comp
-            else:
-                comp = PCA(n_components=1, random_state=0).fit(mat).components_[0]
-            if np.dot(comp, mean_grad[:, d]) < 0:
-                comp = -comp
-            u[:, d] = comp
+        u = _first_pc_loadings(attributions, mean_grad, n_use, n_genes, k)
     module.train(was_training)
     seconds = time.perf_counter() - start
     cols = [f"dim{i + 1}" for i in range(k)]

@@ -118,6 +118,38 @@ def _samples(data, groupby, key, sivae_kwargs) -> dict[str, AnnData]:
     return samples
 
 
+def _sample_graphs(
+    grakel,
+    samples: dict[str, AnnData],
+    key: str,
+    *,
+    graph: str,
+    n_neighbors: int,
+    percentile: float,
+    node_labels: str,
+) -> tuple[list, dict[str, int]]:
+    """One labelled GraKeL graph per sample, and each sample's number of edges."""
+    graphs, n_edges = [], {}
+    for name, ad in samples.items():
+        edges = gene_graph(
+            loadings_of(ad, key), graph=graph, n_neighbors=n_neighbors, percentile=percentile
+        )
+        n = ad.n_vars
+        adj: dict[int, list[int]] = {i: [] for i in range(n)}
+        for i, j in edges:
+            adj[i].append(j)
+            adj[j].append(i)
+        if node_labels == "gene":
+            labels = dict(enumerate(ad.var_names.astype(str)))
+        elif node_labels == "degree":
+            labels = {i: str(len(adj[i])) for i in range(n)}
+        else:
+            labels = dict(enumerate(ad.var[node_labels].astype(str)))
+        graphs.append(grakel.Graph(adj, node_labels=labels))
+        n_edges[name] = len(edges)
+    return graphs, n_edges
+
+
 def network_similarity(
     adatas_or_adata,
     *,
@@ -192,24 +224,15 @@ def network_similarity(
     first = next(iter(samples.values()))
     if node_labels not in ("gene", "degree") and node_labels not in first.var:
         raise InputError(f"`node_labels={node_labels!r}` must be 'gene', 'degree' or a var column.")
-    graphs, n_edges = [], {}
-    for name, ad in samples.items():
-        edges = gene_graph(
-            loadings_of(ad, key), graph=graph, n_neighbors=n_neighbors, percentile=percentile
-        )
-        n = ad.n_vars
-        adj: dict[int, list[int]] = {i: [] for i in range(n)}
-        for i, j in edges:
-            adj[i].append(j)
-            adj[j].append(i)
-        if node_labels == "gene":
-            labels = dict(enumerate(ad.var_names.astype(str)))
-        elif node_labels == "degree":
-            labels = {i: str(len(adj[i])) for i in range(n)}
-        else:
-            labels = dict(enumerate(ad.var[node_labels].astype(str)))
-        graphs.append(grakel.Graph(adj, node_labels=labels))
-        n_edges[name] = len(edges)
+    graphs, n_edges = _sample_graphs(
+        grakel,
+        samples,
+        key,
+        graph=graph,
+        n_neighbors=n_neighbors,
+        percentile=percentile,
+        node_labels=node_labels,
+    )
     with logg.timed(f"Weisfeiler-Lehman kernel of {len(graphs)} gene graphs"):
         wl = grakel.kernels.WeisfeilerLehman(
             n_iter=n_iter, base_graph_kernel=grakel.kernels.VertexHistogram, normalize=True
