@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-import time
-
 import mudata as md
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from .. import _logging as logg
 from .._validate import (
     InputError,
     check_bool,
-    check_fit_finite,
     check_int,
     check_option,
     check_random_state,
     check_unique_names,
     check_writable,
 )
-from ..metrics._r2 import r2_per_feature, r2_score
 from ._cv_checks import (
     baseline_kwargs,
     check_folds,
-    lin_pred,
     min_training_cells,
     safe_first_call,
-    scorable_features,
     warn_if_linear_is_better,
     warn_if_no_better_than_mean,
 )
+from ._cv_scoring import FoldLog, score_folds, write_out_of_fold
 from ._ensemble_fits import check_model_kwargs, fit_sbnn_members, fit_srrr_member
 from ._intervals import LEVEL, check_level
 from ._out_of_fold import out_of_fold
@@ -195,6 +189,71 @@ def cross_validate(
     return_predictions = check_bool(return_predictions, "return_predictions")
     linear_baseline = check_bool(linear_baseline, "linear_baseline") and method == "sbnn"
     interval = check_level(interval)
+    y, target, run, fold_of, n_train = _check_cv_data(
+        mdata, method, n_folds, folds, x, y, genes, random_state, return_predictions, align_to,
+        kwargs,
+    )  # fmt: skip
+    if method == "sbnn":
+        kwargs.setdefault("random_state", random_state)
+    params = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+    key = key_added or f"cv_{method}"
+    from ..train import fit_context, resolve_progress_bar
+
+    progress = resolve_progress_bar(enable_progress_bar)
+    what = f"{len(run)}-fold CV of " + (
+        f"sBNN-{kwargs.get('bottleneck', 2)}" + (" (ensemble)" if ensemble else "")
+        if method == "sbnn"
+        else f"sRRR-{kwargs.get('rank', 2)}"
+    )
+    with fit_context(what):
+        test_rows = np.arange(mdata.n_obs) if return_predictions else None
+        arrays = [
+            fold_arrays(
+                mdata,
+                np.flatnonzero(fold_of != k),
+                np.flatnonzero(fold_of == k) if test_rows is None else test_rows,
+                x=x,
+                y=y,
+                genes=genes,
+            )
+            for k in run
+        ]
+        log = FoldLog(method, run, fold_of, arrays, return_predictions)
+        fits = _fit_folds(
+            method, arrays, kwargs, ensemble=ensemble, progress=progress, on_fold_done=log.done
+        )
+        linear = (
+            _fit_folds("srrr", arrays, baseline_kwargs(kwargs), ensemble=False, progress=False)
+            if linear_baseline
+            else [None] * len(fits)
+        )
+        scored = score_folds(
+            run, arrays, fits, linear, fold_of, return_predictions, what, params, method, log
+        )
+        if return_predictions:
+            reference = None if align_to is None else np.asarray(mdata.obsm[align_to])
+            out = out_of_fold(
+                mdata, target, fold_of, run, scored.preds, scored.latents, reference, interval
+            )
+    warn_if_no_better_than_mean(scored.table, method, n_train, kwargs)
+    if linear_baseline:
+        warn_if_linear_is_better(scored.table, n_train, kwargs)
+    # ---- everything computed; now write
+    mdata.uns[key] = scored.table
+    if not return_predictions:
+        return scored.table
+    write_out_of_fold(mdata, target, key, out, fold_of)
+    return scored.table, out.pred, out.latent
+
+
+def _check_cv_data(
+    mdata, method, n_folds, folds, x, y, genes, random_state, return_predictions, align_to, kwargs
+) -> tuple:
+    """Container, fold and size checks.
+
+    Returns the target's resolved name and modality, the folds run, every cell's fold and
+    the smallest training fold's size.
+    """
     if align_to is not None and align_to not in mdata.obsm:
         raise InputError(
             f"`align_to={align_to!r}` is not in `mdata.obsm` ({sorted(mdata.obsm)}); pass the "
@@ -204,7 +263,7 @@ def cross_validate(
     from ..train._accelerator import check_accelerator
 
     check_accelerator(kwargs.get("accelerator", "auto"))
-    y, rna, target, mask = resolve_inputs(mdata, x, y, genes, None, None)
+    y, _, target, mask = resolve_inputs(mdata, x, y, genes, None, None)
     check_writable(mdata, "mdata")
     check_unique_names(mdata, "mdata")
     safe_first_call(mdata, x, y)
@@ -231,119 +290,7 @@ def cross_validate(
             f"training fold; {method} needs at least {minimum} ({why}). Use more cells or "
             "fewer folds."
         )
-    if method == "sbnn":
-        kwargs.setdefault("random_state", random_state)
-    params = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
-    key = key_added or f"cv_{method}"
-    everyone = np.arange(n_obs)
-    from ..train import fit_context, format_elapsed, resolve_progress_bar
-
-    progress = resolve_progress_bar(enable_progress_bar)
-    what = f"{len(run)}-fold CV of " + (
-        f"sBNN-{kwargs.get('bottleneck', 2)}" + (" (ensemble)" if ensemble else "")
-        if method == "sbnn"
-        else f"sRRR-{kwargs.get('rank', 2)}"
-    )
-    start, logged = time.monotonic(), set()
-
-    def log_fold(i: int, r2: float) -> None:  # as each fold's fit finishes
-        logg.info(
-            "    %s fold %d (%d of %d): test R² %.3f, %s elapsed",
-            method,
-            run[i],
-            i + 1,
-            len(run),
-            r2,
-            format_elapsed(time.monotonic() - start),
-        )
-        logged.add(run[i])
-
-    def fold_done(i: int, fit) -> None:  # sequential sBNN: score each fold when it is trained
-        k, (_, te) = run[i], arrays[i]
-        in_fold = (fold_of == k) if return_predictions else slice(None)
-        log_fold(i, r2_score(te.Y[in_fold], fit.forward(te.X)[1][in_fold]))
-
-    with fit_context(what):
-        arrays = []
-        for k in run:
-            train = np.flatnonzero(fold_of != k)
-            test = everyone if return_predictions else np.flatnonzero(fold_of == k)
-            arrays.append(fold_arrays(mdata, train, test, x=x, y=y, genes=genes))
-        fits = _fit_folds(
-            method, arrays, kwargs, ensemble=ensemble, progress=progress, on_fold_done=fold_done
-        )
-        linear = (
-            _fit_folds("srrr", arrays, baseline_kwargs(kwargs), ensemble=False, progress=False)
-            if linear_baseline
-            else [None] * len(fits)
-        )
-        rows, preds, latents = [], {}, {}
-        for i, (k, (tr, te), fit, lin) in enumerate(zip(run, arrays, fits, linear)):
-            lat_te, pred_te = fit.forward(te.X)
-            _, pred_tr = fit.forward(tr.X)
-            in_fold = (fold_of[everyone] == k) if return_predictions else slice(None)
-            y_te, p_te = te.Y[in_fold], pred_te[in_fold]
-            ok = scorable_features(y_te, te.feature_names, k)
-            check_fit_finite(
-                [pred_te, pred_tr, lat_te],
-                model=what,
-                phase=f"fold {k}",
-                hint="Lower the learning rate `lr`",
-            )
-            preds[k], latents[k] = te.full_predictions(pred_te), lat_te
-            common = {
-                "method": method,
-                "params": params,
-                "fold": k,
-                "n_genes": len(fit.genes),
-                "genes": ";".join(fit.genes),
-                "seconds": fit.seconds,
-            }
-            rows.append(
-                {
-                    **common,
-                    "feature": "all",
-                    "r2": r2_score(y_te[:, ok], p_te[:, ok]),
-                    "r2_train": r2_score(tr.Y, pred_tr),
-                    **(
-                        {}
-                        if lin is None
-                        else {"r2_linear": r2_score(y_te[:, ok], lin_pred(lin, te, in_fold)[:, ok])}
-                    ),
-                }
-            )
-            r2_test = np.where(ok, r2_per_feature(y_te, p_te), np.nan)
-            for f, r, rt in zip(te.feature_names, r2_test, r2_per_feature(tr.Y, pred_tr)):
-                rows.append({**common, "feature": str(f), "r2": float(r), "r2_train": float(rt)})
-            if k not in logged:  # folds trained together (ensemble, sRRR) finish together
-                log_fold(i, rows[-len(te.feature_names) - 1]["r2"])
-        df = pd.DataFrame(rows)
-        check_fit_finite(
-            df[["r2", "r2_train"]].dropna(subset="r2"),  # NaN: constant in the test fold
-            model=what,
-            phase="scoring",
-            hint="A target may be constant within a fold; drop it",
-        )
-        if return_predictions:
-            reference = None if align_to is None else np.asarray(mdata.obsm[align_to])
-            out = out_of_fold(mdata, target, fold_of, run, preds, latents, reference, interval)
-    warn_if_no_better_than_mean(df, method, n_train, kwargs)
-    if linear_baseline:
-        warn_if_linear_is_better(df, n_train, kwargs)
-    # ---- everything computed; now write
-    mdata.uns[key] = df
-    if not return_predictions:
-        return df
-    target.layers[f"{key}_pred"] = out.pred.to_numpy(np.float32)
-    if out.interval is not None:
-        target.layers[f"{key}_pred_lower"] = out.lower.astype(np.float32)
-        target.layers[f"{key}_pred_upper"] = out.upper.astype(np.float32)
-        mdata.uns[f"{key}_prediction_interval"] = out.interval
-    mdata.obsm[f"X_{key}"] = out.latent
-    mdata.obsm[f"X_{key}_spread"] = out.spread_sd
-    mdata.obs[f"{key}_latent_spread"] = out.spread
-    mdata.obs[f"{key}_fold"] = pd.Categorical(fold_of)
-    return df, out.pred, out.latent
+    return y, target, run, fold_of, n_train
 
 
 def _fit_folds(method, arrays, kwargs, *, ensemble, progress, on_fold_done=None):
