@@ -159,52 +159,15 @@ def cca(
     >>> mv.tl.cca(mdata, modalities=("rna", "ephys"))
     >>> z_new = mv.tl.cca_project(new_mdata["ephys"], mdata, "ephys")
     """
-    from ..models.coupled._data import check_modalities, modality_rows
-
-    check_mudata(mdata)
-    if not copy:
-        check_writable(mdata, "mdata")
-    modalities = check_modalities(mdata, modalities)
-    check_unique_names(mdata, "mdata")
-    if len(modalities) != 2:
-        raise InputError(
-            f"`modalities` must name exactly two modalities for CCA, got {modalities}."
-        )
-    n_components = check_int(n_components, "n_components")
-    if isinstance(n_pcs, Sequence) and not isinstance(n_pcs, str):
-        pcs = [check_int(p, "n_pcs") for p in n_pcs]
-        if len(pcs) != 2:
-            raise InputError(f"`n_pcs` must be an int or one int per modality, got {n_pcs!r}.")
-    else:
-        pcs = [check_int(n_pcs, "n_pcs")] * 2
-    key_added = check_str(key_added, "key_added")
-    random_state = check_random_state(random_state)
-    copy = check_bool(copy, "copy")
+    modalities, n_components, pcs, key_added, random_state, copy = _check_cca_args(
+        mdata, modalities, n_components, n_pcs, key_added, random_state, copy
+    )
     layers = dict(layers or {})
-    data, rows = [], []
-    for mod in modalities:
-        adata = get_modality(mdata, mod, "modalities")
-        X = get_layer(adata, layers.get(mod), f"layers[{mod!r}]")
-        check_finite(X, f"mdata[{mod!r}]", names=adata.var_names)
-        data.append(_dense(X))
-        rows.append(modality_rows(mdata, mod))
+    data, rows = _read_modalities(mdata, modalities, layers)
     paired = (rows[0] >= 0) & (rows[1] >= 0)
     check_paired_cells(int(paired.sum()), modalities)
     fit_rows = [data[k][rows[k][paired]] for k in range(2)]
-    used, dropped = [], {}
-    for k, mod in enumerate(modalities):
-        const = np.ptp(fit_rows[k], axis=0) == 0
-        names = mdata.mod[mod].var_names
-        if const.all():
-            raise InputError(f"Every feature of `mdata[{mod!r}]` is constant; CCA needs signal.")
-        if const.any():
-            dropped[mod] = [str(v) for v in names[const]]
-            logg.warning(
-                f"cca: dropped {int(const.sum())} features of {mod!r} that are constant over the "
-                f"paired cells: {dropped[mod][:10]}",
-                category=DataWarning,
-            )
-        used.append(~const)
+    used, dropped = _varying_features(mdata, modalities, fit_rows)
     pcs = check_cca_sizes(
         int(paired.sum()), [int(u.sum()) for u in used], pcs, n_components, modalities
     )
@@ -248,6 +211,77 @@ def cca(
         "correlations": corr,
     }
     return out if copy else None
+
+
+def _check_cca_args(
+    mdata: MuData,
+    modalities: Sequence[str],
+    n_components: int,
+    n_pcs: int | Sequence[int],
+    key_added: str,
+    random_state: int,
+    copy: bool,
+) -> tuple[list[str], int, list[int], str, int, bool]:
+    """The arguments of :func:`cca`, checked (``n_pcs`` as one int per modality)."""
+    from ..models.coupled._data import check_modalities
+
+    check_mudata(mdata)
+    if not copy:
+        check_writable(mdata, "mdata")
+    modalities = check_modalities(mdata, modalities)
+    check_unique_names(mdata, "mdata")
+    if len(modalities) != 2:
+        raise InputError(
+            f"`modalities` must name exactly two modalities for CCA, got {modalities}."
+        )
+    n_components = check_int(n_components, "n_components")
+    if isinstance(n_pcs, Sequence) and not isinstance(n_pcs, str):
+        pcs = [check_int(p, "n_pcs") for p in n_pcs]
+        if len(pcs) != 2:
+            raise InputError(f"`n_pcs` must be an int or one int per modality, got {n_pcs!r}.")
+    else:
+        pcs = [check_int(n_pcs, "n_pcs")] * 2
+    key_added = check_str(key_added, "key_added")
+    random_state = check_random_state(random_state)
+    copy = check_bool(copy, "copy")
+    return modalities, n_components, pcs, key_added, random_state, copy
+
+
+def _read_modalities(
+    mdata: MuData, modalities: Sequence[str], layers: Mapping[str, str | None]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each modality's data (dense float) and the row of each cell in it (-1: absent)."""
+    from ..models.coupled._data import modality_rows
+
+    data, rows = [], []
+    for mod in modalities:
+        adata = get_modality(mdata, mod, "modalities")
+        X = get_layer(adata, layers.get(mod), f"layers[{mod!r}]")
+        check_finite(X, f"mdata[{mod!r}]", names=adata.var_names)
+        data.append(_dense(X))
+        rows.append(modality_rows(mdata, mod))
+    return data, rows
+
+
+def _varying_features(
+    mdata: MuData, modalities: Sequence[str], fit_rows: list[np.ndarray]
+) -> tuple[list[np.ndarray], dict[str, list[str]]]:
+    """Per modality the features that vary over the fitting cells; the others, by name."""
+    used, dropped = [], {}
+    for k, mod in enumerate(modalities):
+        const = np.ptp(fit_rows[k], axis=0) == 0
+        names = mdata.mod[mod].var_names
+        if const.all():
+            raise InputError(f"Every feature of `mdata[{mod!r}]` is constant; CCA needs signal.")
+        if const.any():
+            dropped[mod] = [str(v) for v in names[const]]
+            logg.warning(
+                f"cca: dropped {int(const.sum())} features of {mod!r} that are constant over the "
+                f"paired cells: {dropped[mod][:10]}",
+                category=DataWarning,
+            )
+        used.append(~const)
+    return used, dropped
 
 
 def cca_project(
