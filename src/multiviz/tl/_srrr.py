@@ -174,6 +174,55 @@ def srrr(
     >>> mv.tl.srrr(mdata, rank=2, n_genes=25)
     >>> mdata.uns["srrr"]["selected_genes"][:5]
     """
+    data, random_state, interval = _check_srrr_inputs(
+        mdata,
+        x,
+        y,
+        genes,
+        rank,
+        n_genes,
+        lam,
+        alpha,
+        relaxed,
+        key_added,
+        copy,
+        random_state,
+        interval,
+    )
+    split = heldout_split(data.X.shape[0], train_size, random_state, min_train=3)
+    fit = _fit_and_score(data, split, rank, n_genes, lam, alpha, relaxed, interval)
+    params = {
+        "x": data.x,
+        "y": data.y,
+        "rank": int(rank),
+        "alpha": float(alpha),
+        "relaxed": bool(relaxed),
+        "n_genes": -1 if n_genes is None else int(n_genes),
+        "train_size": float(train_size),
+        "random_state": random_state,
+    }
+    if copy:
+        mdata = mdata.copy()
+    _write_srrr(mdata, data, split, fit, params, key_added)
+    return mdata if copy else None
+
+
+def _check_srrr_inputs(
+    mdata: md.MuData,
+    x: str,
+    y: str | None,
+    genes,
+    rank: int,
+    n_genes: int | None,
+    lam: float | None,
+    alpha: float,
+    relaxed: bool,
+    key_added: str,
+    copy: bool,
+    random_state: int,
+    interval: float | None,
+) -> tuple[PairedArrays, int, float | None]:
+    """Validate arguments and data; the paired arrays, the seed and the interval level."""
     _check_scalars(rank, n_genes, lam, alpha, relaxed, key_added, copy)
     if not copy:
         check_writable(mdata, "mdata")
@@ -183,7 +232,20 @@ def srrr(
     _check_srrr_args(rank, n_genes, lam, alpha, data)
     random_state = check_random_state(random_state)
     interval = check_level(interval)
-    split = heldout_split(data.X.shape[0], train_size, random_state, min_train=3)
+    return data, random_state, interval
+
+
+def _fit_and_score(
+    data: PairedArrays,
+    split,
+    rank: int,
+    n_genes: int | None,
+    lam: float | None,
+    alpha: float,
+    relaxed: bool,
+    interval: float | None,
+) -> dict:
+    """Fit on the training cells; latent, predictions, held-out scores and interval record."""
     from ..train import fit_context
 
     with fit_context(f"sRRR-{rank}"):
@@ -213,17 +275,30 @@ def srrr(
             split.train.size,
             fix="Try fewer genes (`n_genes`) or a lower `rank`; check the targets.",
         )
-    pred_all = data.full_predictions(pred).astype(np.float32)
+    return {
+        "res": res,
+        "path": path,
+        "latent": latent,
+        "pred": pred,
+        "scores": scores,
+        "record": record,
+    }
 
-    if copy:
-        mdata = mdata.copy()
+
+def _write_srrr(
+    mdata: md.MuData, data: PairedArrays, split, fit: dict, params: dict, key_added: str
+) -> None:
+    """Write latent, loadings, predictions (with bounds) and ``uns[key_added]``; log a summary."""
+    res, pred, scores, record = fit["res"], fit["pred"], fit["scores"], fit["record"]
+    rank = params["rank"]
+    pred_all = data.full_predictions(pred).astype(np.float32)
     rna, target = mdata.mod[data.x], mdata.mod[data.y]
     idx = np.flatnonzero(data.gene_mask)
     W = np.zeros((rna.n_vars, rank))
     W[idx] = res.W
     selected = np.linalg.norm(W, axis=1) > 0
-    mdata.obsm[f"X_{key_added}"] = latent
-    rna.obsm[f"X_{key_added}"] = latent
+    mdata.obsm[f"X_{key_added}"] = fit["latent"]
+    rna.obsm[f"X_{key_added}"] = fit["latent"]
     rna.var[f"{key_added}_selected"] = selected
     rna.varm[f"{key_added}_loadings"] = W
     target.layers[f"{key_added}_pred"] = pred_all
@@ -239,16 +314,7 @@ def srrr(
     V[data.feature_mask] = res.V
     order = np.argsort(-np.linalg.norm(W[selected], axis=1), kind="stable")
     mdata.uns[key_added] = {
-        "params": {
-            "x": data.x,
-            "y": data.y,
-            "rank": int(rank),
-            "alpha": float(alpha),
-            "relaxed": bool(relaxed),
-            "n_genes": -1 if n_genes is None else int(n_genes),
-            "train_size": float(train_size),
-            "random_state": random_state,
-        },
+        "params": params,
         "V": V,
         "x_mean": x_mean,
         "y_mean": y_mean,
@@ -256,7 +322,7 @@ def srrr(
             [str(f) for f in target.var_names[~data.feature_mask]], dtype=object
         ),
         "lam": res.lam,
-        "path": path,
+        "path": fit["path"],
         "selected_genes": np.asarray(
             [str(g) for g in rna.var_names[selected][order]], dtype=object
         ),
@@ -275,4 +341,3 @@ def srrr(
         describe(scores),
         mdata.uns[key_added]["r2_train"],
     )
-    return mdata if copy else None
