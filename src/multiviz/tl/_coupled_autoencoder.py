@@ -9,12 +9,9 @@ import numpy as np
 from mudata import MuData
 from scipy import sparse
 
-from .. import _logging as logg
-from .._mudata import quiet_update
 from .._validate import (
     InputError,
     check_bool,
-    check_fit_finite,
     check_float,
     check_int,
     check_kwargs,
@@ -27,11 +24,7 @@ from .._validate import (
 )
 from ._coupled_heldout import (
     TRAIN_SIZE,
-    cross_modal_heldout,
-    warn_for_features_below_mean,
-    warn_if_cross_modal_fails,
 )
-from ._coupled_heldout import describe as describe_heldout
 
 if TYPE_CHECKING:
     from ..models import CoupledAutoencoder
@@ -96,16 +89,6 @@ def check_standardised(mdata: MuData, modalities: Sequence[str], layers: Mapping
                 f"`mdata[{mod!r}]` is not standardised (a feature's |mean| + SD is "
                 f"{scale:.3g}). {hint}"
             )
-
-
-def _to_modality(full: np.ndarray, mdata: MuData, mod: str) -> np.ndarray:
-    """Rows of a union-level array (``mdata.obs_names`` order) for the cells of ``mod``."""
-    from ..models.coupled._data import modality_rows
-
-    rows = modality_rows(mdata, mod)
-    out = np.empty((mdata.mod[mod].n_obs, *full.shape[1:]), dtype=full.dtype)
-    out[rows[rows >= 0]] = full[rows >= 0]
-    return out
 
 
 def coupled_autoencoder(
@@ -231,130 +214,59 @@ def coupled_autoencoder(
     >>> model = mv.tl.coupled_autoencoder(mdata, lam=1.0, return_model=True)
     >>> z_new = model.get_latent_representation(new_mdata)
     """
-    from ..models import CoupledAutoencoder
-    from ..models.coupled._data import check_modalities, modality_rows
+    args = dict(locals())  # the call's arguments, by name (checked values replace them)
+    from ..train import fit_context
+    from ._coupled_steps import fit_quality, fitted_arrays, train_model, write_results
+
+    _check_arguments(mdata, args)
+    with fit_context(f"coupled autoencoder ({coupling}, λ={lam:g})"):
+        model = train_model(mdata, args)
+        arrays = fitted_arrays(model, args["modalities"])
+        keep, heldout = fit_quality(model, mdata, args)
+    out = mdata.copy() if args["copy"] else mdata
+    write_results(out, mdata, model, args, arrays, keep, heldout)
+    if args["return_model"]:
+        return (out, model) if args["copy"] else model
+    return out if args["copy"] else None
+
+
+def _check_arguments(mdata: MuData, args: dict[str, Any]) -> None:
+    """Check the call's arguments and the data; checked values replace those in ``args``."""
+    from ..models.coupled._data import check_modalities
     from ..models.coupled._model import check_arm_sizes, check_cross_modal
-    from ..train import fit_context, resolve_progress_bar
+    from ..train import resolve_progress_bar
 
     check_mudata(mdata)
-    if not copy:
+    if not args["copy"]:
         check_writable(mdata, "mdata")
-    modalities = check_modalities(mdata, modalities)
+    modalities = args["modalities"] = check_modalities(mdata, args["modalities"])
     check_unique_names(mdata, "mdata")
-    random_state = check_random_state(random_state)
-    key_added = check_str(key_added, "key_added")
-    return_model = check_bool(return_model, "return_model")
-    copy = check_bool(copy, "copy")
-    model_kwargs, train_kwargs = dict(model_kwargs or {}), dict(train_kwargs or {})
+    args["random_state"] = check_random_state(args["random_state"])
+    args["key_added"] = check_str(args["key_added"], "key_added")
+    args["return_model"] = check_bool(args["return_model"], "return_model")
+    args["copy"] = check_bool(args["copy"], "copy")
+    model_kwargs = args["model_kwargs"] = dict(args["model_kwargs"] or {})
+    train_kwargs = args["train_kwargs"] = dict(args["train_kwargs"] or {})
     check_kwargs(model_kwargs, _MODEL_KWARGS, "model_kwargs")
     check_kwargs(train_kwargs, _TRAIN_KWARGS, "train_kwargs")
     train_kwargs.setdefault("train_size", TRAIN_SIZE)
-    if max_epochs is not None:
-        check_int(max_epochs, "max_epochs")
-    check_int(batch_size, "batch_size", minimum=2)
-    check_bool(early_stopping, "early_stopping")
-    resolve_progress_bar(enable_progress_bar)
-    if strategy not in (None, "auto"):
+    if args["max_epochs"] is not None:
+        check_int(args["max_epochs"], "max_epochs")
+    check_int(args["batch_size"], "batch_size", minimum=2)
+    check_bool(args["early_stopping"], "early_stopping")
+    resolve_progress_bar(args["enable_progress_bar"])
+    if args["strategy"] not in (None, "auto"):
         raise InputError(
-            f"`strategy={strategy!r}`: distributed training of the coupled autoencoder is not "
-            "supported yet; leave `strategy=None` (one device)."
+            f"`strategy={args['strategy']!r}`: distributed training of the coupled autoencoder "
+            "is not supported yet; leave `strategy=None` (one device)."
         )
     check_arm_sizes(
-        [mdata.mod[m].n_vars for m in modalities], modalities, n_latent, model_kwargs.get("hidden")
+        [mdata.mod[m].n_vars for m in modalities],
+        modalities,
+        args["n_latent"],
+        model_kwargs.get("hidden"),
     )
-    check_float(lam, "lam", low=0.0)
-    cross_modal = check_cross_modal(cross_modal)
-    layers = dict(layers or {})
-    check_standardised(mdata, modalities, layers)
-    with fit_context(f"coupled autoencoder ({coupling}, λ={lam:g})"):
-        model = CoupledAutoencoder(
-            mdata,
-            modalities=modalities,
-            layers=layers,
-            n_latent=n_latent,
-            coupling=coupling,
-            lam=lam,
-            alpha=alpha,
-            cross_modal=cross_modal,
-            random_state=random_state,
-            **model_kwargs,
-        )
-        model.train(
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            accelerator=accelerator,
-            devices=devices,
-            enable_progress_bar=enable_progress_bar,
-            early_stopping=early_stopping,
-            precision=precision,
-            strategy=strategy,
-            **train_kwargs,
-        )
-        latents = model.get_latent_representation()
-        history = {
-            k: np.asarray(v.to_numpy(), dtype=np.float64).ravel() for k, v in model.history.items()
-        }
-        decoders = {
-            mod: {
-                k.replace(".", "_"): v.detach().cpu().numpy()
-                for k, v in model.module.arms[i].decoder.state_dict().items()
-            }
-            for i, mod in enumerate(modalities)
-        }
-        present = {m: ~np.isnan(z).any(axis=1) for m, z in latents.items()}
-        check_fit_finite(
-            {"latents": [z[present[m]] for m, z in latents.items()], "decoders": decoders},
-            model="coupled autoencoder",
-            phase="training",
-            hint="Lower the learning rate (`train_kwargs={'lr': ...}`)",
-        )
-        from ._coupled_checks import reconstruction_r2, warn_if_reconstruction_fails
-
-        with quiet_update():  # mudata 0.3's FutureWarning on every internal subset
-            recon = reconstruction_r2(model, mdata, modalities, layers, random_state)
-        warn_if_reconstruction_fails(recon, int(model.n_steps_), mdata.n_obs)
-        keep = np.zeros(mdata.n_obs, dtype=bool)
-        for mod in modalities:
-            keep |= modality_rows(mdata, mod) >= 0
-        with quiet_update():
-            heldout = cross_modal_heldout(
-                model,
-                mdata,
-                modalities,
-                layers,
-                np.flatnonzero(keep),
-                train_kwargs["train_size"],
-                random_state,
-            )
-        warn_if_cross_modal_fails(heldout)
-        warn_for_features_below_mean(heldout)
-    out = mdata.copy() if copy else mdata
-    for mod in modalities:
-        full = np.full((mdata.n_obs, model.module.n_latent), np.nan, dtype=np.float32)
-        full[keep] = latents[mod]
-        out.mod[mod].obsm[f"X_{key_added}"] = _to_modality(full, mdata, mod)
-        out.obsm[f"X_{key_added}_{mod}"] = full
-    params = {
-        k: v
-        for k, v in model.init_params_["non_kwargs"].items()
-        if v is not None and k not in ("hidden", "dropout", "noise", "layers", "alpha")
-    }
-    params["layers"] = {m: layers.get(m) or "" for m in modalities}
-    params["alpha"] = np.asarray(model.module.alpha)
-    params["modalities"] = list(modalities)
-    params["activation"] = model.init_params_["non_kwargs"]["activation"]
-    out.uns[key_added] = {
-        "params": params,
-        "history": history,
-        "n_steps": int(model.n_steps_),
-        "decoders": decoders,
-        **heldout,
-    }
-    if heldout:
-        logg.info("    " + describe_heldout(heldout))
-    logg.info(
-        f"    added X_{key_added} to .obsm of {modalities}, X_{key_added}_<mod> to mdata.obsm"
-    )
-    if return_model:
-        return (out, model) if copy else model
-    return out if copy else None
+    check_float(args["lam"], "lam", low=0.0)
+    args["cross_modal"] = check_cross_modal(args["cross_modal"])
+    args["layers"] = dict(args["layers"] or {})
+    check_standardised(mdata, modalities, args["layers"])
