@@ -145,55 +145,17 @@ def compare_methods(
     >>> mv.tl.compare_methods(mdata, ("srrr", "srrr"), n_folds=5, method_kwargs=[{"rank": 1}, {"rank": 2}])
     >>> mv.pl.compare_methods(mdata, "compare_srrr_rank_1_srrr_rank_2")
     """
-    check_mudata(mdata)
-    if isinstance(n_folds, int) and not isinstance(n_folds, bool) and n_folds < 3:
-        raise InputError(
-            f"`n_folds` must be at least 3 for a confidence interval (K - 1 degrees of "
-            f"freedom), got {n_folds}; use e.g. `n_folds=10`."
-        )
-    n_folds = check_int(n_folds, "n_folds", minimum=3)
-    random_state = check_random_state(random_state)
-    level = check_float(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
-    reuse = check_bool(reuse, "reuse")
-    check_str(key_added, "key_added", optional=True)
+    n_folds, random_state, level, reuse = _check_compare_args(
+        mdata, n_folds, random_state, level, reuse, key_added
+    )
     specs = _specs(methods, method_kwargs, labels, shared_kwargs, random_state)
     y, rna, _, mask = resolve_inputs(mdata, x, y, genes, None, None)
     check_writable(mdata, "mdata")
-    from ._cross_validate import cross_validate, cv_folds
-
-    sizes = np.bincount(cv_folds(mdata.n_obs, n_folds, random_state), minlength=n_folds)
-    for s in specs:
-        minimum, why = min_training_cells(s["method"], s["model"])
-        if mdata.n_obs - sizes.max() < minimum:
-            raise InputError(
-                f"{n_folds}-fold cross-validation leaves {mdata.n_obs - sizes.max()} training "
-                f"cells; {s['label']} needs at least {minimum} ({why}). Use fewer `n_folds`."
-            )
+    _check_training_cells(mdata, specs, n_folds, random_state)
     prov = {"n_folds": n_folds, "random_state": random_state, "x": x, "y": y}
     prov["genes"] = None if mask.all() else [str(g) for g in rna.var_names[mask]]
-    tables = []
-    for s in specs:
-        old, why = mdata.uns.get(s["key"]), "reuse=False"
-        if reuse and old is not None:
-            why = _why_not_reusable(old, s, prov)
-            if why is None:
-                logg.info("    reusing mdata.uns[%r] (%s)", s["key"], s["params"])
-                tables.append(old)
-                continue
-        if old is not None:
-            logg.info("    recomputing mdata.uns[%r]: %s", s["key"], why)
-        cv_kwargs = {"x": x, "y": y, "genes": genes, "random_state": random_state}
-        df = cross_validate(
-            mdata,
-            s["method"],
-            n_folds=n_folds,
-            key_added=s["key"],
-            **cv_kwargs,
-            **s["options"],
-            **s["model"],
-        )
-        df.attrs["cv"] = dict(prov)
-        tables.append(df)
+    cv_kwargs = {"x": x, "y": y, "genes": genes, "random_state": random_state}
+    tables = [_cv_table(mdata, s, prov, reuse, cv_kwargs) for s in specs]
     table = _paired_table(tables, ratio=1.0 / (n_folds - 1), level=level)
     first, second = (s["label"] for s in specs)
     verdict = _verdict(table.iloc[-1], first, second, level)
@@ -215,6 +177,65 @@ def compare_methods(
     mdata.uns[f"{key}_params"] = params
     logg.info("%s", verdict)
     return table
+
+
+def _check_compare_args(
+    mdata: md.MuData, n_folds: int, random_state: int, level: float, reuse: bool, key_added
+) -> tuple[int, int, float, bool]:
+    """The scalar arguments of :func:`compare_methods`, checked."""
+    check_mudata(mdata)
+    if isinstance(n_folds, int) and not isinstance(n_folds, bool) and n_folds < 3:
+        raise InputError(
+            f"`n_folds` must be at least 3 for a confidence interval (K - 1 degrees of "
+            f"freedom), got {n_folds}; use e.g. `n_folds=10`."
+        )
+    n_folds = check_int(n_folds, "n_folds", minimum=3)
+    random_state = check_random_state(random_state)
+    level = check_float(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
+    reuse = check_bool(reuse, "reuse")
+    check_str(key_added, "key_added", optional=True)
+    return n_folds, random_state, level, reuse
+
+
+def _check_training_cells(
+    mdata: md.MuData, specs: list[dict], n_folds: int, random_state: int
+) -> None:
+    """Every fold leaves each model enough training cells."""
+    from ._cross_validate import cv_folds
+
+    sizes = np.bincount(cv_folds(mdata.n_obs, n_folds, random_state), minlength=n_folds)
+    for s in specs:
+        minimum, why = min_training_cells(s["method"], s["model"])
+        if mdata.n_obs - sizes.max() < minimum:
+            raise InputError(
+                f"{n_folds}-fold cross-validation leaves {mdata.n_obs - sizes.max()} training "
+                f"cells; {s['label']} needs at least {minimum} ({why}). Use fewer `n_folds`."
+            )
+
+
+def _cv_table(mdata: md.MuData, spec: dict, prov: dict, reuse: bool, cv_kwargs: dict):
+    """The model's CV table: ``mdata.uns[spec["key"]]`` when reusable, else cross-validated."""
+    from ._cross_validate import cross_validate
+
+    old, why = mdata.uns.get(spec["key"]), "reuse=False"
+    if reuse and old is not None:
+        why = _why_not_reusable(old, spec, prov)
+        if why is None:
+            logg.info("    reusing mdata.uns[%r] (%s)", spec["key"], spec["params"])
+            return old
+    if old is not None:
+        logg.info("    recomputing mdata.uns[%r]: %s", spec["key"], why)
+    df = cross_validate(
+        mdata,
+        spec["method"],
+        n_folds=prov["n_folds"],
+        key_added=spec["key"],
+        **cv_kwargs,
+        **spec["options"],
+        **spec["model"],
+    )
+    df.attrs["cv"] = dict(prov)
+    return df
 
 
 def _specs(methods, method_kwargs, labels, shared, seed) -> list[dict]:
