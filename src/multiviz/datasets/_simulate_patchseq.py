@@ -90,17 +90,9 @@ def simulate_patchseq(
     >>> len(mdata.uns["simulation"]["drivers"])  # the planted ground truth
     10
     """
-    n_cells = check_int(n_cells, "n_cells", minimum=4)
-    n_genes = check_int(n_genes, "n_genes", minimum=2)
-    check_positive_int(n_features, "n_features")
-    check_positive_int(n_types, "n_types")
-    n_latent = check_int(n_latent, "n_latent", minimum=2)
-    n_drivers = check_positive_int(n_drivers, "n_drivers")
-    marker_fraction = check_float(marker_fraction, "marker_fraction", low=0, high=1)
-    theta = check_float(theta, "theta", low=0, low_open=True)
-    noise = check_float(noise, "noise", low=0)
-    if n_drivers >= n_genes:
-        raise InputError(f"`n_drivers={n_drivers}` must be smaller than `n_genes={n_genes}`.")
+    n_cells, n_genes, n_latent, n_drivers, marker_fraction, theta, noise = _check_args(
+        n_cells, n_genes, n_features, n_types, n_latent, n_drivers, marker_fraction, theta, noise
+    )
     rng = np.random.default_rng(check_random_state(random_state))
 
     angles = 2 * np.pi * np.arange(n_types) / n_types
@@ -126,8 +118,54 @@ def simulate_patchseq(
 
     library = np.exp(rng.normal(0.0, 0.3, size=n_cells))
     counts = _negative_binomial(rng, library[:, None] * np.exp(log_mean), theta).astype(np.int32)
+    ephys = _ephys_features(rng, log_mean[:, driver_idx], n_features, noise)
 
-    drivers = log_mean[:, driver_idx]
+    gene_names = [f"driver_{i}" if d else f"gene_{i}" for i, d in enumerate(is_driver)]
+    mdata = _as_mudata(counts, ephys, gene_names, is_driver, is_marker, cell_type, n_types)
+    mdata.obsm["latent_truth"] = latent.astype(np.float32)
+    mdata.uns["simulation"] = {
+        "design": "NB counts; drivers linear in a latent state; ephys non-linear in drivers",
+        "drivers": [gene_names[i] for i in driver_idx],
+        "n_types": n_types,
+        "n_latent": n_latent,
+        "theta": theta,
+        "noise": noise,
+        "random_state": random_state,
+    }
+    return mdata
+
+
+def _check_args(
+    n_cells: int,
+    n_genes: int,
+    n_features: int,
+    n_types: int,
+    n_latent: int,
+    n_drivers: int,
+    marker_fraction: float,
+    theta: float,
+    noise: float,
+) -> tuple[int, int, int, int, float, float, float]:
+    """The sizes and rates of :func:`simulate_patchseq`, checked."""
+    n_cells = check_int(n_cells, "n_cells", minimum=4)
+    n_genes = check_int(n_genes, "n_genes", minimum=2)
+    check_positive_int(n_features, "n_features")
+    check_positive_int(n_types, "n_types")
+    n_latent = check_int(n_latent, "n_latent", minimum=2)
+    n_drivers = check_positive_int(n_drivers, "n_drivers")
+    marker_fraction = check_float(marker_fraction, "marker_fraction", low=0, high=1)
+    theta = check_float(theta, "theta", low=0, low_open=True)
+    noise = check_float(noise, "noise", low=0)
+    if n_drivers >= n_genes:
+        raise InputError(f"`n_drivers={n_drivers}` must be smaller than `n_genes={n_genes}`.")
+    return n_cells, n_genes, n_latent, n_drivers, marker_fraction, theta, noise
+
+
+def _ephys_features(
+    rng: np.random.Generator, drivers: np.ndarray, n_features: int, noise: float
+) -> np.ndarray:
+    """Ephys features: ``tanh`` units of the drivers' log-means and their squares, plus noise."""
+    n_drivers = drivers.shape[1]
     drivers = (drivers - drivers.mean(axis=0)) / drivers.std(axis=0)
     n_hidden = 4
     w_in = rng.normal(0.0, 1.0 / np.sqrt(n_drivers), size=(n_drivers, n_hidden))
@@ -136,10 +174,21 @@ def simulate_patchseq(
     w_out = rng.normal(0.0, 1.0, size=(basis.shape[1], n_features))
     ephys = basis @ w_out
     ephys += noise * ephys.std(axis=0) * rng.standard_normal(ephys.shape)
-    ephys = ephys * rng.uniform(0.5, 20.0, size=n_features) + rng.uniform(-50, 50, size=n_features)
+    return ephys * rng.uniform(0.5, 20.0, size=n_features) + rng.uniform(-50, 50, size=n_features)
 
+
+def _as_mudata(
+    counts: np.ndarray,
+    ephys: np.ndarray,
+    gene_names: list[str],
+    is_driver: np.ndarray,
+    is_marker: np.ndarray,
+    cell_type: np.ndarray,
+    n_types: int,
+) -> MuData:
+    """``"rna"`` (CSR counts, ``var["driver"]``, ``var["marker"]``), ``"ephys"`` and the types."""
+    n_cells, n_features = ephys.shape
     obs_names = [f"cell_{i}" for i in range(n_cells)]
-    gene_names = [f"driver_{i}" if d else f"gene_{i}" for i, d in enumerate(is_driver)]
     types = pd.Categorical(
         [f"type_{k}" for k in cell_type], categories=[f"type_{k}" for k in range(n_types)]
     )
@@ -156,14 +205,4 @@ def simulate_patchseq(
     with quiet_update():
         mdata = MuData({"rna": rna, "ephys": ephys_adata})
     mdata.obs["cell_type"] = types
-    mdata.obsm["latent_truth"] = latent.astype(np.float32)
-    mdata.uns["simulation"] = {
-        "design": "NB counts; drivers linear in a latent state; ephys non-linear in drivers",
-        "drivers": [gene_names[i] for i in driver_idx],
-        "n_types": n_types,
-        "n_latent": n_latent,
-        "theta": theta,
-        "noise": noise,
-        "random_state": random_state,
-    }
     return mdata
