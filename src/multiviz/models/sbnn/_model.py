@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -12,16 +10,14 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
 
-from ... import _logging as logg
-from ..._validate import InputError, check_positive_int, check_random_state
+from ..._validate import InputError, check_random_state
 from . import _plan as plan
-from ._data import check_devices, check_zscore, fit_epochs, forward_all, make_rows, phase_fits
-from ._datamodules import EpochDataModule, StepDataModule
+from ._data import check_zscore, make_rows
+from ._fit import checked_outcome, log_phases, run_phases
 from ._inference import SBNNInferenceMixin
 from ._module import SBNNModule, check_sbnn_size
-from ._plan import SBNNTrainingPlan, paper_schedule
+from ._plan import SBNNTrainingPlan
 
 Y_KEY = "Y"
 
@@ -297,48 +293,12 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             predictor (training R² < -0.5); the message names the learning rate and phase.
             Create a new model to try again.
         """
-        from ...metrics._r2 import r2_score
+        args = {k: v for k, v in locals().items() if k not in ("self", "kwargs")}
         from ...train import fit_context, resolve_progress_bar
-        from ...train._accelerator import check_accelerator
-        from ...train._progress import progress_callbacks
-        from ._train_args import check_extra, check_outcome, resolve_schedule
+        from ._train_args import checked_train_args
 
-        check_extra(kwargs, "SBNN.train")
-        n_input = self.module.gene_index.numel()
-        check_positive_int(n_genes, "n_genes")
-        if n_genes > n_input:
-            raise InputError(f"`n_genes`={n_genes} exceeds the number of input genes ({n_input}).")
-        if bool(self.module.pruned):
-            raise InputError("This model is already trained and pruned; create a new SBNN.")
-        stepwise, precision = check_devices(devices, strategy, precision, data_on_device)
-        check_accelerator(accelerator)
+        stepwise, precision, phases = checked_train_args(self, args, kwargs)
         progress = resolve_progress_bar(enable_progress_bar)
-        epochs = resolve_schedule(
-            pretrain=pretrain,
-            epochs={
-                "pretrain_epochs": pretrain_epochs,
-                "frozen_epochs": frozen_epochs,
-                "unfrozen_epochs": unfrozen_epochs,
-                "no_pretrain_epochs": no_pretrain_epochs,
-                "pruned_epochs": pruned_epochs,
-                "gene_decoder_epochs": gene_decoder_epochs,
-            },
-            n_cells=int(self.adata_manager.adata.n_obs),
-            max_epochs=max_epochs,
-            lasso=lasso,
-            lr=lr,
-            lr_finetune=lr_finetune,
-            ridge=ridge,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            handover=handover,
-            early_stopping=early_stopping,
-            precision=None,  # checked by check_devices
-            strategy=None,
-        )
-        phases = paper_schedule(
-            pretrain=pretrain, lr=lr, lr_finetune=lr_finetune, lasso=lasso, **epochs
-        )
         rows = make_rows(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY), data_on_device)
         Y = torch.from_numpy(np.ascontiguousarray(self._dense(Y_KEY)))
         what = f"sBNN-{self.module.n_latent}"
@@ -359,52 +319,20 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
                 stepwise=stepwise,
                 max_steps_per_epoch=self._max_steps_per_epoch,
             )
-            fits = phase_fits(training_plan, phases) if stepwise else [(0, None)]
-
-            def label(plan=training_plan) -> str:
-                k = min(max(plan._phase_idx, 0), len(plan.phases) - 1)
-                return f"{what} {plan.phases[k].name} ({k + 1}/{len(plan.phases)})"
-
-            for offset, n_steps in fits:
-                training_plan._epoch_offset = offset
-                extra = {"use_distributed_sampler": False}
-                if stepwise:
-                    extra["strategy"] = strategy
-                if precision is not None:
-                    extra["precision"] = precision
-                runner = TrainRunner(
-                    self,
-                    training_plan=training_plan,
-                    data_splitter=StepDataModule(n_steps) if stepwise else EpochDataModule(),
-                    max_epochs=fit_epochs(phases, offset, stepwise),
-                    accelerator=accelerator,
-                    devices=devices if devices != "auto" or stepwise else 1,
-                    limit_val_batches=0,
-                    enable_progress_bar=progress,
-                    callbacks=progress_callbacks(label, progress),
-                    **extra,
-                )
-                with warnings.catch_warnings():
-                    for msg in _QUIET:
-                        warnings.filterwarnings("ignore", message=msg)
-                    runner()
-            history = pd.DataFrame(training_plan.epoch_log)
-            self.module.eval()
-            with torch.inference_mode():
-                z, pred = forward_all(self.module, training_plan._rows)
-            y = Y.numpy()
-            finite = np.isfinite(pred).all()
-            r2 = r2_score(y, pred, train_mean=y.mean(0)) if finite else float("nan")
-            check_outcome(
-                history=history,
-                outputs=[z, pred, training_plan.weight_norms_before_pruning],
-                r2_train=r2,
-                lr=lr,
-                lr_finetune=lr_finetune,
-                n_cells=Y.shape[0],
-                n_targets=Y.shape[1],
-                model=what,
-                baseline_val_ce=training_plan.baseline_val_ce,
+            run_phases(
+                self,
+                training_plan,
+                phases,
+                what=what,
+                stepwise=stepwise,
+                strategy=strategy,
+                precision=precision,
+                accelerator=accelerator,
+                devices=devices,
+                progress=progress,
+            )
+            history, r2 = checked_outcome(
+                self.module, training_plan, Y, lr=lr, lr_finetune=lr_finetune, what=what
             )
         self.phase_history_ = history
         self.weight_norms_ = training_plan.weight_norms_before_pruning
@@ -412,20 +340,4 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         self.r2_train_ = float(r2)
         self.pretrain_baseline_ce_ = training_plan.baseline_val_ce
         self.is_trained_ = True
-        for name in dict.fromkeys(history.get("phase", [])):
-            sub = history[history["phase"] == name]
-            logg.debug(
-                "    sbnn phase %-12s %3d epochs, final loss %.4f",
-                name,
-                len(sub),
-                sub["loss"].iloc[-1],
-            )
-
-
-_QUIET = (
-    ".*configure_optimizers.*",
-    ".*num_workers.*",
-    ".*LightningModule.*optimizer.*",
-    ".*validation_step.*",
-    ".*log_every_n_steps.*",
-)
+        log_phases(history)

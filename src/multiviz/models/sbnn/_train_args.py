@@ -23,6 +23,7 @@ from ..._validate import (
     check_int,
     check_kwargs,
     check_option,
+    check_positive_int,
 )
 from ..._warnings import FitQualityWarning
 from ...train import TRAINING_VOCABULARY
@@ -151,6 +152,59 @@ def resolve_schedule(
                 if epochs[k] > 0:
                     epochs[k] = max(1, int(round(epochs[k] * max_epochs / total)))
     return epochs
+
+
+def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> tuple:
+    """Check :meth:`SBNN.train`'s arguments (``args``: its named ones) before any work.
+
+    Returns whether training runs one Lightning fit per phase (DDP), the precision and
+    the phases of the schedule.
+    """
+    from ...train._accelerator import check_accelerator
+    from ._data import check_devices
+    from ._schedule import PAPER_EPOCHS
+
+    check_extra(kwargs, "SBNN.train")
+    n_input = model.module.gene_index.numel()
+    n_genes = args["n_genes"]
+    check_positive_int(n_genes, "n_genes")
+    if n_genes > n_input:
+        raise InputError(f"`n_genes`={n_genes} exceeds the number of input genes ({n_input}).")
+    if bool(model.module.pruned):
+        raise InputError("This model is already trained and pruned; create a new SBNN.")
+    stepwise, precision = check_devices(
+        args["devices"], args["strategy"], args["precision"], args["data_on_device"]
+    )
+    check_accelerator(args["accelerator"])
+    epochs = resolve_schedule(
+        pretrain=args["pretrain"],
+        epochs={k: args[k] for k in (*PAPER_EPOCHS, "gene_decoder_epochs")},
+        n_cells=int(model.adata_manager.adata.n_obs),
+        precision=None,  # checked by check_devices
+        strategy=None,
+        **{k: args[k] for k in _SCHEDULE_ARGS},
+    )
+    phases = plan.paper_schedule(
+        pretrain=args["pretrain"],
+        lr=args["lr"],
+        lr_finetune=args["lr_finetune"],
+        lasso=args["lasso"],
+        **epochs,
+    )
+    return stepwise, precision, phases
+
+
+_SCHEDULE_ARGS = (
+    "max_epochs",
+    "lasso",
+    "lr",
+    "lr_finetune",
+    "ridge",
+    "batch_size",
+    "val_fraction",
+    "handover",
+    "early_stopping",
+)
 
 
 def failing_phase(history, n_targets: int) -> str:
