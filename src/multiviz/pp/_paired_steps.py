@@ -29,7 +29,7 @@ from ._targets import check_log_features, check_some_varying, resolve_target_tra
 
 
 class CheckedInputs(NamedTuple):
-    """What :func:`read_paired`, :func:`check_targets` and :func:`check_genes` resolved."""
+    """What :func:`read_paired`, :func:`kept_targets` and :func:`candidate_genes` resolved."""
 
     rna: AnnData
     y: str  # the resolved target modality
@@ -75,7 +75,7 @@ def read_paired(mdata: MuData, x: str, y: str | None, layer: str | None, drop_na
     return rna, y, target, counts, np.array(y_values, dtype=np.float64)
 
 
-def check_targets(
+def kept_targets(
     target: AnnData,
     y: str,
     y_values: np.ndarray,
@@ -94,7 +94,7 @@ def check_targets(
     return keep, y_kept, transform, log_mask
 
 
-def check_genes(
+def candidate_genes(
     rna: AnnData,
     x: str,
     n_top_genes: int,

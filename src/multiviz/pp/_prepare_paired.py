@@ -18,8 +18,8 @@ from ._gene_selection import detection_gene_selection
 from ._paired_steps import (
     CheckedInputs,
     FittedValues,
-    check_genes,
-    check_targets,
+    candidate_genes,
+    kept_targets,
     log_paired_summary,
     paired_record,
     read_paired,
@@ -281,8 +281,8 @@ def prepare_paired(
         copy=copy,
     )
     rna, y, target, counts, y_values = read_paired(mdata, x, y, layer, drop_nan)
-    targets = check_targets(target, y, y_values, target_transform, log_features)
-    genes = check_genes(
+    targets = kept_targets(target, y, y_values, target_transform, log_features)
+    genes = candidate_genes(
         rna, x, n_top_genes, gene_selection, pattern, exclude_genes, exclude_ribosomal
     )
     checked = CheckedInputs(rna, y, target, counts, *targets, *genes)
