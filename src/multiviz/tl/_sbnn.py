@@ -25,12 +25,12 @@ from ._heldout import (
     describe,
     heldout_scores,
     heldout_split,
-    train_scores,
     training_part,
     warn_if_weak,
 )
-from ._intervals import LEVEL, bounds, check_level, split_conformal
+from ._intervals import LEVEL, check_level, split_conformal
 from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
+from ._sbnn_write import write_sbnn
 from ._srrr import fit_srrr
 
 MIN_CELLS_PRETRAIN = 40
@@ -132,6 +132,65 @@ def _gene_reconstruction(model, latent: np.ndarray, batch_size: int = 4096) -> p
             z = torch.as_tensor(latent[start : start + batch_size], device=dev)
             out.append(module.gene_decoder(z).float().cpu().numpy())
     return pd.DataFrame(np.concatenate(out), columns=pd.Index(model.selected_genes))
+
+
+def _checked_data(
+    mdata, x, y, genes, bottleneck, n_genes, pretrain, copy, train_size, random_state
+) -> tuple[PairedArrays, Split]:
+    """Container and size checks; the model's arrays and the held-out split of the cells."""
+    if not copy:
+        check_writable(mdata, "mdata")
+    check_unique_names(mdata, "mdata")
+    check_prepared(mdata, x, y)
+    _check_size(mdata, x, y, genes, bottleneck)
+    data = full_arrays(mdata, x=x, y=y, genes=genes)
+    check_n_genes(n_genes, data.X.shape[1])
+    check_min_obs(data.X.shape[0], min_cells(pretrain), "mdata", "cells")
+    split = heldout_split(data.X.shape[0], train_size, random_state, min_train=min_cells(pretrain))
+    return data, split
+
+
+def _fit_and_score(
+    mdata, data, split, *, bottleneck, n_genes, lasso, pretrain, random_state,
+    gene_decoder_epochs, interval, train_kwargs,
+) -> tuple:  # fmt: skip
+    """Fit on the training cells; latents, predictions and held-out scores of all cells.
+
+    Sets the model's preprocessing record and prediction interval; warns when the held-out
+    R² is no better than the mean or than sRRR on the same cells.
+    """
+    from ..train import fit_context
+    from ._project import paired_preprocessing
+
+    with fit_context(f"sBNN-{bottleneck} ({n_genes} genes)"):
+        model = fit_sbnn(
+            training_part(data, split),
+            bottleneck=bottleneck,
+            n_genes=n_genes,
+            lasso=lasso,
+            pretrain=pretrain,
+            random_state=random_state,
+            gene_decoder_epochs=gene_decoder_epochs,
+            **train_kwargs,
+        )
+        latent, pred = sbnn_forward(model, data.X)
+        genes_pred = _gene_reconstruction(model, latent) if gene_decoder_epochs else None
+        model.preprocessing_ = paired_preprocessing(mdata, data)
+        scores = heldout_scores(data, pred, split)
+        if scores:
+            scores["r2_heldout_linear"] = linear_heldout_r2(
+                data, split, rank=bottleneck, n_genes=n_genes
+            )
+        model.prediction_interval_ = split_conformal(
+            data.Y[split.test], pred[split.test], data.feature_names, interval, "sBNN"
+        )
+        warn_if_weak(
+            f"sBNN-{bottleneck}",
+            scores,
+            split.train.size,
+            fix="Try `mv.tl.srrr`, fewer genes (`n_genes`) or `pretrain=False` on few cells.",
+        )
+    return model, latent, pred, genes_pred, scores
 
 
 def sbnn(
@@ -275,108 +334,46 @@ def sbnn(
     check_str(key_added, "key_added")
     interval = check_level(interval)
     check_extra(train_kwargs, "mv.tl.sbnn")
-    if not copy:
-        check_writable(mdata, "mdata")
-    check_unique_names(mdata, "mdata")
-    check_prepared(mdata, x, y)
-    _check_size(mdata, x, y, genes, bottleneck)
-    data = full_arrays(mdata, x=x, y=y, genes=genes)
-    check_n_genes(n_genes, data.X.shape[1])
-    check_min_obs(data.X.shape[0], min_cells(pretrain), "mdata", "cells")
-    split = heldout_split(data.X.shape[0], train_size, random_state, min_train=min_cells(pretrain))
-    from ..train import fit_context
-
-    with fit_context(f"sBNN-{bottleneck} ({n_genes} genes)"):
-        model = fit_sbnn(
-            training_part(data, split),
-            bottleneck=bottleneck,
-            n_genes=n_genes,
-            lasso=lasso,
-            pretrain=pretrain,
-            random_state=random_state,
-            gene_decoder_epochs=gene_decoder_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            enable_progress_bar=enable_progress_bar,
+    data, split = _checked_data(
+        mdata, x, y, genes, bottleneck, n_genes, pretrain, copy, train_size, random_state
+    )
+    model, latent, pred, genes_pred, scores = _fit_and_score(
+        mdata,
+        data,
+        split,
+        bottleneck=bottleneck,
+        n_genes=n_genes,
+        lasso=lasso,
+        pretrain=pretrain,
+        random_state=random_state,
+        gene_decoder_epochs=gene_decoder_epochs,
+        interval=interval,
+        train_kwargs={
+            "accelerator": accelerator,
+            "devices": devices,
+            "enable_progress_bar": enable_progress_bar,
             **train_kwargs,
-        )
-        latent, pred = sbnn_forward(model, data.X)
-        genes_pred = _gene_reconstruction(model, latent) if gene_decoder_epochs else None
-        from ._project import paired_preprocessing
-
-        model.preprocessing_ = paired_preprocessing(mdata, data)
-        scores = heldout_scores(data, pred, split)
-        if scores:
-            scores["r2_heldout_linear"] = linear_heldout_r2(
-                data, split, rank=bottleneck, n_genes=n_genes
-            )
-        model.prediction_interval_ = split_conformal(
-            data.Y[split.test], pred[split.test], data.feature_names, interval, "sBNN"
-        )
-        warn_if_weak(
-            f"sBNN-{bottleneck}",
-            scores,
-            split.train.size,
-            fix="Try `mv.tl.srrr`, fewer genes (`n_genes`) or `pretrain=False` on few cells.",
-        )
+        },
+    )
     pred_all = data.full_predictions(pred).astype(np.float32)
 
     # ---- everything computed; now write
     if copy:
         mdata = mdata.copy()
-    rna, target = mdata.mod[data.x], mdata.mod[data.y]
-    selected_local = model.module.gene_index.cpu().numpy()
-    norms_local = model.weight_norms_
-    norms = np.zeros(rna.n_vars)
-    norms[np.flatnonzero(data.gene_mask)] = norms_local
-    selected = np.zeros(rna.n_vars, dtype=bool)
-    selected[np.flatnonzero(data.gene_mask)[selected_local]] = True
-    order = np.argsort(-norms_local[selected_local], kind="stable")
-    sel_names = [str(g) for g in np.asarray(data.gene_names)[selected_local][order]]
-    mdata.obsm[f"X_{key_added}"] = latent
-    rna.obsm[f"X_{key_added}"] = latent
-    rna.var[f"{key_added}_selected"] = selected
-    rna.var[f"{key_added}_weight_norm"] = norms
-    target.layers[f"{key_added}_pred"] = pred_all
-    record = model.prediction_interval_
-    if record is not None:
-        lower, upper = bounds(pred_all, record, target.var_names)
-        target.layers[f"{key_added}_pred_lower"] = lower
-        target.layers[f"{key_added}_pred_upper"] = upper
-    if genes_pred is not None:
-        genes_pred.index = rna.obs_names
-        rna.obsm[f"{key_added}_genes_pred"] = genes_pred
-    history = model.phase_history_.copy()
-    val_ce = history.pop("val_cross_entropy") if "val_cross_entropy" in history else None
-    mdata.uns[key_added] = {
-        "params": {
-            "x": data.x,
-            "y": data.y,
-            "bottleneck": int(bottleneck),
-            "n_genes": int(n_genes),
-            "lasso": float(lasso),
-            "pretrain": bool(pretrain),
-            "genes": "all" if genes is None else (genes if isinstance(genes, str) else "custom"),
-            "n_input_genes": int(data.X.shape[1]),
-            "gene_decoder_epochs": int(gene_decoder_epochs),
-            "random_state": random_state,
-            **{k: v for k, v in train_kwargs.items() if isinstance(v, int | float | str | bool)},
-        },
-        "history": history,
-        "pretrain_val_cross_entropy": (
-            np.zeros(0) if val_ce is None else val_ce.dropna().to_numpy(dtype=np.float64)
-        ),
-        "features_dropped": np.asarray(
-            [str(f) for f in target.var_names[~data.feature_mask]], dtype=object
-        ),
-        "selected_genes": np.asarray(sel_names, dtype=object),
-        **train_scores(data, pred, split),
-        **scores,
-        **(
-            {"heldout_cells": np.asarray(rna.obs_names[split.test], dtype=object)} if scores else {}
-        ),
-        **({} if record is None else {"prediction_interval": record}),
+    params = {
+        "bottleneck": int(bottleneck),
+        "n_genes": int(n_genes),
+        "lasso": float(lasso),
+        "pretrain": bool(pretrain),
+        "genes": "all" if genes is None else (genes if isinstance(genes, str) else "custom"),
+        "n_input_genes": int(data.X.shape[1]),
+        "gene_decoder_epochs": int(gene_decoder_epochs),
+        "random_state": random_state,
+        **{k: v for k, v in train_kwargs.items() if isinstance(v, int | float | str | bool)},
     }
+    sel_names = write_sbnn(
+        mdata, data, model, latent, pred, pred_all, genes_pred, key_added, params, scores, split
+    )
     logg.info(
         "    sBNN-%d: %strain R² %.3f, selected %s",
         bottleneck,
