@@ -89,10 +89,9 @@ SETUP = {
 }
 NOTES = (
     "The target is z-scored by prepare_paired over all cells (hidden ones included) before "
-    "hiding; every method sees the same input. The M1 10-fold CV of the issue (ephys from "
-    "RNA, RNA-PCs from ephys on cells held out entirely) is not in this file: the held-out "
-    "10 % of every mv.tl.coupled_autoencoder fit reports it per fit "
-    "(benchmarks/results/heldout_coupled.json). CPU: the default and paper_loss ran on 3 "
+    "hiding; every method sees the same input. datasets.m1_ephys.cv10: the 10-fold CV of "
+    "ephys from RNA and of the 20 RNA PCs from ephys on cells held out entirely "
+    "(benchmarks/coupled_cv10.py: default coupled AE, PC-CCA regressions, ridge). CPU: the default and paper_loss ran on 3 "
     "seeds everywhere; the other variants on the seeds in their `seeds` (the 10k-step ones "
     "and every M1 variant on seed 0 only: 1-2 min per fit on one core)."
 )
@@ -378,6 +377,11 @@ def merge() -> None:
             "targets": targets,
             "loadavg_end_per_seed": [r.get("loadavg_end") for r in runs],
         }
+    cv10 = [json.loads(p.read_text()) for p in sorted(PARTS.glob("m1_ephys_cv10_fold*.json"))]
+    if cv10 and "m1_ephys" in datasets:
+        from coupled_cv10 import summarise
+
+        datasets["m1_ephys"]["cv10"] = summarise(cv10)
     payload = {"datasets": datasets, "setup": SETUP, "notes": NOTES}
     write_result(OUT, payload, torch_threads_note="torch.set_num_threads(1)")
 
