@@ -4,66 +4,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
-import torch
 from anndata import AnnData
 
-from multiviz import _logging as logg
-from multiviz._validate import InputError, check_fit_finite, check_kwargs
+from multiviz._validate import InputError, check_kwargs
 from multiviz.models.sivae._sizes import check_hidden
 
 from . import _sivae_checks as chk
-from ._sivae_report import (
-    _history,
-    _loadings_vs_lstsq,
-    _pca_r2,
-    _warn_if_loadings_unfaithful,
-    _warn_if_not_better_than_pca,
-)
 
 __all__ = ["sivae"]
 
 #: Extra keyword arguments ``mv.tl.sivae`` passes to the Lightning trainer.
 EXTRA_TRAINER_KWARGS = ("callbacks",)
-
-
-def _is_global_zero() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
-        torch.distributed.get_rank() == 0
-    )
-
-
-def _h5_safe(params: dict) -> dict:
-    """Parameters as h5-writable values (None -> "none", tuples -> lists)."""
-    out = {}
-    for key, value in params.items():
-        if value is None:
-            out[key] = "none"
-        elif isinstance(value, tuple | list):
-            out[key] = list(value)
-        else:
-            out[key] = value
-    return out
-
-
-def _work_adata(adata: AnnData, layer: str | None, obs_keys: Sequence[str]) -> AnnData:
-    """A light AnnData over the same matrix, registered as the user's object would be.
-
-    The modelled matrix sits where it sits in ``adata`` (``X`` or ``layers[layer]``), so
-    that ``SIVAE.load(path, adata=adata)`` registers the user's own object identically.
-    For a backed ``adata`` see :func:`~multiviz.tl._sivae_checks.on_disk_work_adata`.
-    """
-    x = adata.layers[layer] if layer is not None else adata.X
-    obs = adata.obs[list(obs_keys)].copy() if obs_keys else pd.DataFrame(index=adata.obs_names)
-    var = pd.DataFrame(index=adata.var_names.copy())
-    if layer is None and adata.isbacked:
-        return chk.on_disk_work_adata(adata, obs, var)
-    if layer is None:
-        return AnnData(X=x, obs=obs, var=var)
-    return AnnData(obs=obs, var=var, layers={layer: x})
 
 
 def sivae(
@@ -232,138 +185,28 @@ def sivae(
     >>> mv.tl.sivae(adata, n_latent=8, n_hidden=(64, 32), max_epochs=20)  # doctest: +SKIP
     >>> mv.tl.gene_centrality(adata, n_top=5)  # doctest: +SKIP
     """
-    from multiviz.models.sivae import SIVAE
+    args = dict(locals())  # the call's arguments by name, before anything else is bound
     from multiviz.train import fit_context
 
-    named = [p for p in inspect.signature(sivae).parameters if p not in ("adata", "kwargs")]
-    check_kwargs(kwargs, [*EXTRA_TRAINER_KWARGS, *named], "mv.tl.sivae")
-    opts = chk.check_options(
-        n_latent=n_latent,
-        design=design,
-        gamma=gamma,
-        variance=variance,
-        likelihood=likelihood,
-        linear=linear,
-        interp_pretrain=interp_pretrain,
-        feature_input=feature_input,
-        n_feature_input=n_feature_input,
-        gene_batch_size=gene_batch_size,
-        train_size=train_size,
-        dropout_rate=dropout_rate,
-        random_state=random_state,
-        key_added=key_added,
-        return_model=return_model,
-        copy=copy,
-        early_stopping=early_stopping,
+    from ._sivae_steps import (
+        fit_outputs,
+        is_global_zero,
+        params_record,
+        registered_work_adata,
+        train_model,
+        write_results,
     )
-    hidden = check_hidden(n_hidden)
-    sched = chk.check_schedule(
-        max_epochs,
-        pretrain_epochs,
-        feature_pretrain_epochs,
-        batch_size,
-        lr,
-        weight_decay,
-        joint_batch_size=joint_batch_size,
-    )
-    chk.check_container(adata, copy)
-    chk.check_sizes(adata, opts, hidden)  # before the copy and the registration
-    if copy:  # work on the copy from here (a view becomes an object of its own)
-        adata = adata.copy()
-    obs_keys = chk.check_obs_keys(
-        adata, batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys
-    )
-    x = chk.check_data(adata, layer, likelihood)
-    constant = chk.constant_genes(x)
-    if constant.all():
-        raise InputError(f"`adata`: all {adata.n_vars} genes are constant over cells.")
-    chk.warn_constant(constant, key_added)
 
-    work = _work_adata(adata, layer, obs_keys)
-    SIVAE.setup_anndata(
-        work,
-        layer=layer,
-        batch_key=batch_key,
-        labels_key=labels_key,
-        categorical_covariate_keys=list(categorical_covariate_keys or []) or None,
-        continuous_covariate_keys=list(continuous_covariate_keys or []) or None,
-    )
-    with fit_context(f"siVAE (n_latent={n_latent}, gamma={opts['gamma']:g})"):
-        model = SIVAE(
-            work,
-            n_latent=opts["n_latent"],
-            design=opts["design"],
-            variance=variance,
-            n_hidden=hidden,
-            likelihood=likelihood,
-            linear=linear,
-            gamma=opts["gamma"],
-            interp_pretrain=opts["interp_pretrain"],
-            feature_input=feature_input,
-            n_feature_input=opts["n_feature_input"],
-            gene_batch_size=opts["gene_batch_size"],
-            train_size=opts["train_size"],
-            dropout_rate=opts["dropout_rate"],
-            random_state=opts["random_state"],
-        )
-        model.train(
-            max_epochs=sched["max_epochs"],
-            pretrain_epochs=sched["pretrain_epochs"],
-            feature_pretrain_epochs=sched["feature_pretrain_epochs"],
-            batch_size=sched["batch_size"],
-            joint_batch_size=sched["joint_batch_size"],
-            lr=sched["lr"],
-            weight_decay=sched["weight_decay"],
-            accelerator=accelerator,
-            devices=devices,
-            enable_progress_bar=enable_progress_bar,
-            early_stopping=early_stopping,
-            precision=precision,
-            strategy=strategy,
-            **kwargs,
-        )
-        outputs = _outputs(model, constant, sched["lr"], chk.output_batch_size(x))
-        r2_pca = (
-            _pca_r2(x, outputs["used"], opts["n_latent"], opts["random_state"])
-            if likelihood == "gaussian" and not linear
-            else None
-        )
-        _warn_if_not_better_than_pca(outputs, r2_pca, opts["n_latent"])
-        if not linear:
-            outputs["rho_lstsq"] = _loadings_vs_lstsq(
-                x, outputs["scores"], outputs["loadings"], outputs["used"]
-            )
-            _warn_if_loadings_unfaithful(outputs)
-        outputs["steps"] = {k: _h5_safe(v) for k, v in model.steps_.items()}
-        if r2_pca is not None:
-            outputs["r2_pca"] = r2_pca
-    params = _h5_safe(
-        {
-            "n_latent": opts["n_latent"],
-            "gamma": opts["gamma"],
-            "design": opts["design"],
-            "variance": model.module.variance,
-            "interp_pretrain": opts["interp_pretrain"],
-            "layer": layer,
-            "likelihood": likelihood,
-            "linear": linear,
-            "batch_key": batch_key,
-            "labels_key": labels_key,
-            "n_hidden": list(hidden),
-            "feature_input": feature_input,
-            "n_feature_input": int(model.module.n_feature_input),
-            "epochs": [int(v) for v in model.epochs_per_phase_.values()],
-            "batch_size": sched["batch_size"],
-            "joint_batch_size": int(model.joint_batch_size_),
-            "lr": sched["lr"],
-            "train_size": opts["train_size"],
-            "random_state": opts["random_state"],
-        }
-    )
-    if not _is_global_zero():
+    checked = _check_arguments(args)
+    work = registered_work_adata(args, checked)
+    with fit_context(f"siVAE (n_latent={n_latent}, gamma={checked['opts']['gamma']:g})"):
+        model = train_model(work, args, checked)
+        outputs = fit_outputs(model, args, checked)
+    params = params_record(model, args, checked)
+    if not is_global_zero():
         return model if return_model else None
-    target = adata
-    _write(target, key_added, outputs, params)
+    target = checked["adata"]
+    write_results(target, key_added, outputs, params)
     if copy and return_model:
         return target, model
     if copy:
@@ -371,61 +214,70 @@ def sivae(
     return model if return_model else None
 
 
-def _outputs(model, constant: np.ndarray, lr: float, batch_size: int | None = None) -> dict:
-    """Every array written, checked finite (a diverged fit raises before any write).
+#: Arguments of :func:`sivae` that :func:`~multiviz.tl._sivae_checks.check_options` checks.
+_OPTIONS = (
+    "n_latent",
+    "design",
+    "gamma",
+    "variance",
+    "likelihood",
+    "linear",
+    "interp_pretrain",
+    "feature_input",
+    "n_feature_input",
+    "gene_batch_size",
+    "train_size",
+    "dropout_rate",
+    "random_state",
+    "key_added",
+    "return_model",
+    "copy",
+    "early_stopping",
+)
 
-    ``batch_size``: cells per inference minibatch (``None``: the model's default).
+
+def _check_arguments(args: dict[str, Any]) -> dict[str, Any]:
+    """Check the call's arguments and data before anything is copied, built or fitted.
+
+    Returns ``adata`` (the copy with ``copy=True``), ``opts``, ``hidden``, ``sched``,
+    ``obs_keys``, ``x`` (the modelled matrix) and ``constant`` (genes constant over cells).
     """
-    used = ~constant
-    scores = model.get_latent_representation(batch_size=batch_size)
-    loadings = model.get_loadings().to_numpy(copy=True)
-    r2 = model.get_gene_r2(batch_size=batch_size).to_numpy()
-    r2_lin = (
-        model.get_gene_r2(batch_size=batch_size, linear=True).to_numpy()
-        if not model.module.linear
-        else r2.copy()
+    adata, copy = args["adata"], args["copy"]
+    named = [p for p in inspect.signature(sivae).parameters if p not in ("adata", "kwargs")]
+    check_kwargs(args["kwargs"], [*EXTRA_TRAINER_KWARGS, *named], "mv.tl.sivae")
+    opts = chk.check_options(**{k: args[k] for k in _OPTIONS})
+    hidden = check_hidden(args["n_hidden"])
+    sched = chk.check_schedule(
+        args["max_epochs"],
+        args["pretrain_epochs"],
+        args["feature_pretrain_epochs"],
+        args["batch_size"],
+        args["lr"],
+        args["weight_decay"],
+        joint_batch_size=args["joint_batch_size"],
     )
-    used &= np.isfinite(r2)  # NaN R²: constant over cells in float32 too
-    loadings[~used] = 0.0
-    centrality = np.where(used, r2, 0.0)
-    history, per_phase = _history(model)
-    out = {
-        "scores": scores,
-        "loadings": loadings,
-        "centrality": centrality,
-        "used": used,
-        "r2_gene": float(np.mean(r2[used])),
-        "r2_linear": float(np.mean(r2_lin[used])),
-        "history": history,
-        "history_phases": per_phase,
+    chk.check_container(adata, copy)
+    chk.check_sizes(adata, opts, hidden)  # before the copy and the registration
+    if copy:  # work on the copy from here (a view becomes an object of its own)
+        adata = adata.copy()
+    obs_keys = chk.check_obs_keys(
+        adata,
+        args["batch_key"],
+        args["labels_key"],
+        args["categorical_covariate_keys"],
+        args["continuous_covariate_keys"],
+    )
+    x = chk.check_data(adata, args["layer"], args["likelihood"])
+    constant = chk.constant_genes(x)
+    if constant.all():
+        raise InputError(f"`adata`: all {adata.n_vars} genes are constant over cells.")
+    chk.warn_constant(constant, args["key_added"])
+    return {
+        "adata": adata,
+        "opts": opts,
+        "hidden": hidden,
+        "sched": sched,
+        "obs_keys": obs_keys,
+        "x": x,
+        "constant": constant,
     }
-    check_fit_finite(
-        {k: v for k, v in out.items() if k != "used"},
-        model="siVAE",
-        phase="training",
-        hint=f"Lower the learning rate `lr` (now {lr:g}) or check the input scaling",
-    )
-    return out
-
-
-def _write(target: AnnData, key_added: str, out: dict, params: dict) -> None:
-    target.obsm[f"X_{key_added}"] = out["scores"]
-    target.varm[f"{key_added}_loadings"] = out["loadings"]
-    target.var[f"{key_added}_centrality"] = out["centrality"]
-    target.var[f"{key_added}_used"] = out["used"]
-    target.uns[key_added] = {
-        "params": params,
-        "r2_gene": out["r2_gene"],
-        "r2_linear": out["r2_linear"],
-        "n_genes_used": int(out["used"].sum()),
-        **({"r2_pca": out["r2_pca"]} if "r2_pca" in out else {}),
-        **({"rho_lstsq": out["rho_lstsq"]} if out.get("rho_lstsq") is not None else {}),
-        "steps": out["steps"],
-        "history": out["history"],
-        "history_phases": out["history_phases"],
-        "centrality": "per-gene reconstruction R2; higher = more central",
-    }
-    logg.info(
-        f"    added obsm['X_{key_added}'], varm['{key_added}_loadings'], "
-        f"var['{key_added}_centrality'], var['{key_added}_used'], uns['{key_added}']"
-    )
