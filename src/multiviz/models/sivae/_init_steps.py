@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -155,27 +157,9 @@ class SIVAEInitMixin:
         weights, step 1 its last. Without it, step 1 warms the KL weight up over a quarter of
         its epochs.
         """
-        strategy = trainer_kwargs.get("strategy")
-
-        def cell_splitter(size: int):
-            return DataSplitter(
-                self.adata_manager,
-                external_indexing=[self._train_idx, self._val_idx, np.array([], dtype=int)],
-                batch_size=size,
-                distributed_sampler=use_distributed_sampler(strategy),
-                **datasplitter_kwargs,
-            )
-
-        def gene_data():
-            return GeneDataModule(self.module.n_input, gene_batch_size_pretrain, self._random_state)
-
-        joint = batch_size if joint_batch_size is None else joint_batch_size
+        sizes = {1: batch_size, 2: gene_batch_size_pretrain}
+        sizes[3] = batch_size if joint_batch_size is None else joint_batch_size
         self.steps_ = {}
-        makers = {
-            1: lambda: cell_splitter(batch_size),
-            2: gene_data,
-            3: lambda: cell_splitter(joint),
-        }
         phase_history = dict(self.phase_history_ or {}) if self.is_trained_ else {}
         old_frames = dict(self.history_ or {}) if self.is_trained_ else {}
         was_trained, prior_phase = self.is_trained_, self.module.phase
@@ -190,92 +174,27 @@ class SIVAEInitMixin:
                     self._init_interp_intercepts(batch_size)
                 self.module.set_phase(phase)
                 self.module.train()  # Lightning keeps the mode it finds; never train in eval
-                if convergence is not None:
-                    warmup = convergence[phase]["warmup_epochs"]
-                else:  # an explicit schedule warms the KL weight up over a quarter of step 1
-                    warmup = math.ceil(n * WARMUP_FRACTION) if phase == 1 else 0
-                plan = self._training_plan_cls(
-                    self.module,
-                    phase=phase,
-                    **({"n_epochs_kl_warmup": warmup} if warmup else {}),
-                    **plan_kwargs,
-                )
+                plan = self._phase_plan(phase, n, convergence, plan_kwargs)
                 self.is_trained_ = False  # each phase starts its own history
                 self.history_ = None
-                stop = {}
-                watch = ()
-                if convergence is not None:
-                    step_plan = convergence[phase]
-                    watch = (
-                        ConvergenceStop(
-                            step_plan["monitor"],
-                            step_plan["patience"],
-                            start_epoch=step_plan["warmup_epochs"],
-                            restore=phase != 1,
-                        ),
-                    )
-                    stop = {"min_epochs": min(step_plan["min_epochs"], n)}
-                    if convergence[phase]["monitor"].startswith("validation"):
-                        stop["check_val_every_n_epoch"] = 1
-                elif early_stopping and phase != 2:
-                    stop = {"early_stopping": True, "early_stopping_monitor": "validation_loss"}
-                step = f"siVAE step {phase}/3 ({PHASE_NAMES[phase]})"
-                callbacks = [
-                    *(trainer_kwargs.get("callbacks") or []),
-                    *progress_callbacks(step, bool(trainer_kwargs.get("enable_progress_bar"))),
-                    *watch,
-                ]
-                with logg.timed(
-                    f"siVAE step {phase}/3 ({PHASE_NAMES[phase]}, {n} epochs)", level=logging.DEBUG
-                ):
-                    try:
-                        TrainRunner(
-                            self,
-                            training_plan=plan,
-                            data_splitter=makers[phase](),
-                            max_epochs=n,
-                            accelerator=accelerator,
-                            devices=devices,
-                            **stop,
-                            **{**trainer_kwargs, "callbacks": callbacks},
-                        )()
-                    except ValueError as err:  # torch.distributions refusing a NaN parameter
-                        if "Expected parameter" not in str(err):
-                            raise
-                        raise FitError(
-                            f"siVAE diverged during step {phase} ({PHASE_NAMES[phase]}): a "
-                            f"distribution parameter became NaN. Lower the learning rate `lr` "
-                            f"(now {plan_kwargs['lr']:g}). Nothing was written."
-                        ) from err
-                frames = dict(self.history_ or {})
-                frame = {k: v.to_numpy(dtype=float).ravel() for k, v in frames.items()}
-                check_fit_finite(
-                    frame.get("train_loss", []),
-                    model="siVAE",
-                    phase=f"step {phase} ({PHASE_NAMES[phase]})",
-                    hint=f"lower the learning rate `lr` (now {plan_kwargs['lr']:g})",
+                watch, stop = _phase_stopping(phase, n, convergence, early_stopping)
+                self._train_phase(
+                    phase,
+                    n,
+                    plan,
+                    partial(
+                        self._phase_data, phase, sizes[phase], datasplitter_kwargs, trainer_kwargs
+                    ),
+                    watch=watch,
+                    stop=stop,
+                    accelerator=accelerator,
+                    devices=devices,
+                    trainer_kwargs=trainer_kwargs,
+                    plan_kwargs=plan_kwargs,
                 )
-                name = PHASE_NAMES[phase]
-                run = len(frame.get("train_loss", []))
-                self.steps_[name] = {"epochs": run, "steps": int(self.trainer.global_step)}
-                if watch:
-                    reason = stop_reason(watch[0], convergence[phase])
-                    best = watch[0].best_epoch + 1
-                    self.steps_[name].update(stopped_by=reason, best_epoch=best)
-                    kept = "the last" if phase == 1 else f"the best ({best})"
-                    logg.info(
-                        f"    siVAE step {phase}/3 ({name}): {run} epochs, {kept} kept; "
-                        f"stopped because {reason}"
-                    )
-                if name in phase_history:  # a later train() call continues the step's history
-                    prev = phase_history[name]
-                    frame = {k: np.r_[prev[k], v] for k, v in frame.items() if k in prev}
-                phase_history[name] = frame
-                prefix = "" if phase == 3 else name + "_"
-                for key, value in frames.items():
-                    if prefix + key in old_frames:
-                        value = pd.concat([old_frames[prefix + key], value], ignore_index=True)
-                    old_frames[prefix + key] = value
+                self._record_phase(
+                    phase, watch, convergence, plan_kwargs, phase_history, old_frames
+                )
                 trained_any = True
         finally:
             self.phase_history_ = phase_history
@@ -286,3 +205,140 @@ class SIVAEInitMixin:
             self.module.eval()
             self.is_trained_ = was_trained or trained_any
         self.train_indices, self.validation_indices = self._train_idx, self._val_idx
+
+    def _phase_data(
+        self, phase: int, size: int, datasplitter_kwargs: dict, trainer_kwargs: dict
+    ) -> DataSplitter | GeneDataModule:
+        """Step ``phase``'s data: ``size`` training cells (steps 1, 3) or genes (step 2) a step."""
+        if phase == 2:
+            return GeneDataModule(self.module.n_input, size, self._random_state)
+        return DataSplitter(
+            self.adata_manager,
+            external_indexing=[self._train_idx, self._val_idx, np.array([], dtype=int)],
+            batch_size=size,
+            distributed_sampler=use_distributed_sampler(trainer_kwargs.get("strategy")),
+            **datasplitter_kwargs,
+        )
+
+    def _phase_plan(
+        self, phase: int, n: int, convergence: dict[int, dict] | None, plan_kwargs: dict
+    ):
+        """The training plan of step ``phase`` (``n`` epochs), with its KL warm-up."""
+        if convergence is not None:
+            warmup = convergence[phase]["warmup_epochs"]
+        else:  # an explicit schedule warms the KL weight up over a quarter of step 1
+            warmup = math.ceil(n * WARMUP_FRACTION) if phase == 1 else 0
+        return self._training_plan_cls(
+            self.module,
+            phase=phase,
+            **({"n_epochs_kl_warmup": warmup} if warmup else {}),
+            **plan_kwargs,
+        )
+
+    def _train_phase(
+        self,
+        phase: int,
+        n: int,
+        plan,
+        make_data: Callable[[], DataSplitter | GeneDataModule],
+        *,
+        watch: tuple,
+        stop: dict,
+        accelerator,
+        devices,
+        trainer_kwargs: dict,
+        plan_kwargs: dict,
+    ) -> None:
+        """Run step ``phase`` for at most ``n`` epochs; a NaN distribution parameter is a FitError."""
+        step = f"siVAE step {phase}/3 ({PHASE_NAMES[phase]})"
+        callbacks = [
+            *(trainer_kwargs.get("callbacks") or []),
+            *progress_callbacks(step, bool(trainer_kwargs.get("enable_progress_bar"))),
+            *watch,
+        ]
+        with logg.timed(
+            f"siVAE step {phase}/3 ({PHASE_NAMES[phase]}, {n} epochs)", level=logging.DEBUG
+        ):
+            try:
+                TrainRunner(
+                    self,
+                    training_plan=plan,
+                    data_splitter=make_data(),
+                    max_epochs=n,
+                    accelerator=accelerator,
+                    devices=devices,
+                    **stop,
+                    **{**trainer_kwargs, "callbacks": callbacks},
+                )()
+            except ValueError as err:  # torch.distributions refusing a NaN parameter
+                if "Expected parameter" not in str(err):
+                    raise
+                raise FitError(
+                    f"siVAE diverged during step {phase} ({PHASE_NAMES[phase]}): a "
+                    f"distribution parameter became NaN. Lower the learning rate `lr` "
+                    f"(now {plan_kwargs['lr']:g}). Nothing was written."
+                ) from err
+
+    def _record_phase(
+        self,
+        phase: int,
+        watch: tuple,
+        convergence: dict[int, dict] | None,
+        plan_kwargs: dict,
+        phase_history: dict,
+        old_frames: dict,
+    ) -> None:
+        """Check step ``phase``'s losses; add it to ``steps_`` and both histories (in place)."""
+        frames = dict(self.history_ or {})
+        frame = {k: v.to_numpy(dtype=float).ravel() for k, v in frames.items()}
+        check_fit_finite(
+            frame.get("train_loss", []),
+            model="siVAE",
+            phase=f"step {phase} ({PHASE_NAMES[phase]})",
+            hint=f"lower the learning rate `lr` (now {plan_kwargs['lr']:g})",
+        )
+        name = PHASE_NAMES[phase]
+        run = len(frame.get("train_loss", []))
+        self.steps_[name] = {"epochs": run, "steps": int(self.trainer.global_step)}
+        if watch:
+            reason = stop_reason(watch[0], convergence[phase])
+            best = watch[0].best_epoch + 1
+            self.steps_[name].update(stopped_by=reason, best_epoch=best)
+            kept = "the last" if phase == 1 else f"the best ({best})"
+            logg.info(
+                f"    siVAE step {phase}/3 ({name}): {run} epochs, {kept} kept; "
+                f"stopped because {reason}"
+            )
+        if name in phase_history:  # a later train() call continues the step's history
+            prev = phase_history[name]
+            frame = {k: np.r_[prev[k], v] for k, v in frame.items() if k in prev}
+        phase_history[name] = frame
+        prefix = "" if phase == 3 else name + "_"
+        for key, value in frames.items():
+            if prefix + key in old_frames:
+                value = pd.concat([old_frames[prefix + key], value], ignore_index=True)
+            old_frames[prefix + key] = value
+
+
+def _phase_stopping(
+    phase: int, n: int, convergence: dict[int, dict] | None, early_stopping: bool
+) -> tuple[tuple, dict]:
+    """Step ``phase``'s convergence callback (if any) and the trainer's stopping settings."""
+    stop = {}
+    watch = ()
+    if convergence is not None:
+        step_plan = convergence[phase]
+        watch = (
+            ConvergenceStop(
+                step_plan["monitor"],
+                step_plan["patience"],
+                start_epoch=step_plan["warmup_epochs"],
+                restore=phase != 1,
+            ),
+        )
+        stop = {"min_epochs": min(step_plan["min_epochs"], n)}
+        if convergence[phase]["monitor"].startswith("validation"):
+            stop["check_val_every_n_epoch"] = 1
+    elif early_stopping and phase != 2:
+        stop = {"early_stopping": True, "early_stopping_monitor": "validation_loss"}
+    return watch, stop
