@@ -39,7 +39,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
 
 structure: $(VENV)/.installed
-	$(BIN)/python benchmarks/structure.py
+	$(BIN)/python benchmarks/structure/structure.py
 
 docs: $(VENV)/.installed-doc
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

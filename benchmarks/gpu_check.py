@@ -1,4 +1,4 @@
-"""GPU checks of issue 12 in one command -> ``benchmarks/results/gpu_check.json``.
+"""The GPU checks in one command -> ``benchmarks/results/gpu_check.json``.
 
 Prepared for a session that is lent a GPU machine (none has been so far): the machine lacks
 scvi-tools and the single-cell stack, which travel as wheels (``benchmarks/gpu/README.md``).
@@ -14,7 +14,7 @@ Three parts, each on the device and each in float32 and ``precision="bf16-mixed"
    makes every synchronising CUDA call warn; the count per optimisation step and the code
    lines that caused them are recorded (the hot path should have none).
 3. **Throughput**: siVAE's steps 1 and 3 against SCVI on 100,000 x 2,000 simulated counts,
-   interleaved in one process (``benchmarks/_scale_sivae.py::compare``), cells/s per step.
+   interleaved in one process (``benchmarks/scale/_scale_sivae.py::compare``), cells/s per step.
 
 Usage (about 5 minutes on an H100): ``python benchmarks/gpu_check.py``. A smoke test of the
 script on a CPU: ``python benchmarks/gpu_check.py --device cpu --quick --out /tmp/g.json``.
@@ -192,6 +192,9 @@ def check_sivae(acc: str, precision, quick: bool) -> dict:
 
 
 def throughput(acc: str, precision, quick: bool) -> dict:
+    from _common import use_groups
+
+    use_groups("scale")  # benchmarks/scale/: scale.py and its siVAE/SCVI rows
     import _scale_sivae as sv
     from scale import simulate
 
@@ -210,7 +213,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(HERE))
-    from _hardware import hardware
+    from _common import hardware
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --device cpu for a smoke test")

@@ -1,6 +1,6 @@
 """Issue 19's structure: no import cycle in ``multiviz``; one public name per capability.
 
-The import graph is built by ``benchmarks/structure.py`` (loaded here by path), the script
+The import graph is built by ``benchmarks/structure/structure.py`` (loaded here by path), the script
 that writes ``benchmarks/results/structure.json``.
 """
 
@@ -17,7 +17,7 @@ from _sbnn_helpers import TINY, one_torch_thread, simulated  # noqa: F401
 
 import multiviz as mv
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "structure.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "structure" / "structure.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 11's ``benchmarks/results/convergence.json``: do the default schedules converge?
+"""``benchmarks/results/convergence.json``: do the default schedules converge at every size?
 
 Assembles the two measurements, each made by its own script (run those first):
 
@@ -11,15 +11,17 @@ Assembles the two measurements, each made by its own script (run those first):
   SCVI (2-d and its default 10-d) and PCA-2 on held-out cells, and the feature-input build
   as a fraction of the siVAE fit.
 
-Usage: ``python benchmarks/convergence.py`` (no training; reads the two JSON files).
+Usage: ``python benchmarks/convergence/convergence.py`` (no training; reads the two JSON files).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import RESULTS  # noqa: E402
 
 
 def sbnn_part(src: dict) -> dict:
@@ -69,14 +71,14 @@ def main() -> None:
     sbnn = json.loads((RESULTS / "convergence_sbnn.json").read_text())
     sivae = json.loads((RESULTS / "convergence_sivae.json").read_text())
     out = {
-        "what": "Issue 11: default training length at every data size. sbnn2: 10-fold held-out "
+        "what": "Default training length at every data size. sbnn2: 10-fold held-out "
         "R² of sBNN-2 (25 genes) under the default schedule against sRRR rank 2 on the same "
         "folds. sivae: default siVAE fit vs scvi.model.SCVI's default fit on the same "
         "training cells (process CPU seconds, one run each) and 2-d k-NN accuracy on "
         "held-out cells.",
         "sources": {
-            "sbnn2": "convergence_sbnn.json (benchmarks/convergence_sbnn.py)",
-            "sivae": "convergence_sivae.json (benchmarks/convergence_sivae.py)",
+            "sbnn2": "convergence_sbnn.json (benchmarks/convergence/convergence_sbnn.py)",
+            "sivae": "convergence_sivae.json (benchmarks/convergence/convergence_sivae.py)",
         },
         "sbnn_schedule_rule": sbnn.get("schedule_rule"),
         "torch_threads": 1,

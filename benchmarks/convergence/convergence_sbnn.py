@@ -1,4 +1,4 @@
-"""Does the sBNN's default schedule converge at every data size? (issue 11, item 3)
+"""Does the sBNN's default schedule converge at every data size?
 
 For sBNN-2 on random subsamples of M1 (80, 300 and all 1,213 cells) and on
 ``simulate_patchseq`` at 10,000 cells: the optimisation steps trained per phase, and the
@@ -8,9 +8,9 @@ fixed (the behaviour before), and (c) sRRR rank 2 with 25 genes, all on the same
 
 Usage (repository root; one torch thread, stated in the JSON)::
 
-    python benchmarks/convergence_sbnn.py --part m1      # 80 / 300 / 1213 cells, 10 folds
-    python benchmarks/convergence_sbnn.py --part sim10k  # 10,000 simulated cells, 5 folds
-    python benchmarks/convergence_sbnn.py --merge        # -> results/convergence_sbnn.json
+    python benchmarks/convergence/convergence_sbnn.py --part m1      # 80 / 300 / 1213 cells, 10 folds
+    python benchmarks/convergence/convergence_sbnn.py --part sim10k  # 10,000 simulated cells, 5 folds
+    python benchmarks/convergence/convergence_sbnn.py --merge        # -> results/convergence_sbnn.json
 
 sBNN members of a cross-validation train as one batched ensemble (the default of
 ``mv.tl.cross_validate``). At 10,000 cells the paper's fixed epochs (78,000 steps per
@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,8 +32,9 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import hardware  # noqa: E402
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 from multiviz.models.sbnn._schedule import (  # noqa: E402
@@ -42,9 +44,6 @@ from multiviz.models.sbnn._schedule import (  # noqa: E402
     size_scaled_clusters,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-RESULTS = ROOT / "benchmarks" / "results"
 PARTS = RESULTS / "convergence_parts"
 PAPER = {"pretrain_epochs": 50, "frozen_epochs": 50, "unfrozen_epochs": 50, "pruned_epochs": 100}
 MODEL = {"bottleneck": 2, "n_genes": 25}

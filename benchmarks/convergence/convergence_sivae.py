@@ -1,6 +1,6 @@
 """siVAE's default schedule against SCVI's default -> benchmarks/results/convergence_sivae.json.
 
-Issue 11, item 3 (siVAE part). For M1 Patch-seq RNA (1,208 cells with a family label,
+The siVAE part of ``convergence.json``. For M1 Patch-seq RNA (1,208 cells with a family label,
 1,000 genes) and a simulated 5,000-cell, 2,000-gene count set with 10 planted types
 (``mv.datasets.simulate_patchseq``), on one stratified 80/20 split (held-out cells are
 used by no fit):
@@ -19,7 +19,7 @@ siVAE's feature-input build (randomised PCA of Xᵀ) is timed inside the fit. Co
 relative change of the epoch-mean training loss over the last 10 % of epochs of the
 last step (siVAE's joint step; SCVI's only step).
 
-Usage: ``python benchmarks/convergence_sivae.py [--data m1 sim5000] [--fits sivae scvi scvi2]``
+Usage: ``python benchmarks/convergence/convergence_sivae.py [--data m1 sim5000] [--fits sivae scvi scvi2]``
 (the JSON is updated in place, so single fits can be re-run).
 One torch thread (``torch.set_num_threads(1)``, ``mv.settings.num_threads = 1``).
 """
@@ -38,13 +38,13 @@ import torch
 
 torch.set_num_threads(1)
 
-from _hardware import hardware  # noqa: E402
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "convergence_sivae.json"
-SHARED = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = RESULTS / "convergence_sivae.json"
 QUIET = {"enable_progress_bar": False}
 K = 15
 
@@ -54,7 +54,7 @@ def load(name: str):
     if name == "m1":
         import mudata as md
 
-        mdata = md.read_h5mu(SHARED / "m1_patchseq_scala2021.h5mu")
+        mdata = md.read_h5mu(DATA / "m1_patchseq_scala2021.h5mu")
         labels = mdata.obs["rna_family"].astype(str).to_numpy()
         keep = labels != "low quality"
         desc = "M1 Patch-seq RNA (Scala 2021), raw exon counts, 1000 genes; label rna_family"

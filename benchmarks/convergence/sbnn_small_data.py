@@ -1,6 +1,6 @@
 """sBNN-2 on small data: which training length and pre-training K hold up below M1's size?
 
-Issue 11 asks for a schedule that converges at every size. On four small data sets
+The default schedule must converge at every size. On four small data sets
 (random 80- and 300-cell subsamples of M1, the 200-cell PBMC 5k CITE-seq fixture with its
 29 proteins as targets, and ``simulate_patchseq`` at 150 cells), 10-fold cross-validation
 (same folds for every rule) of sBNN-2 with 25 genes under:
@@ -16,7 +16,7 @@ Issue 11 asks for a schedule that converges at every size. On four small data se
 and sRRR rank 2 with 25 genes. K = 20 is forced for the rules without the suffix by
 wrapping ``pretrain_labels`` (``mv.tl.cross_validate`` does not take ``n_clusters``).
 
-Usage: ``python benchmarks/sbnn_small_data.py`` (one torch thread; results are kept per
+Usage: ``python benchmarks/convergence/sbnn_small_data.py`` (one torch thread; results are kept per
 data set and rule, so a rerun only fills in what is missing).
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -32,9 +33,10 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import hardware  # noqa: E402
-from convergence_sbnn import DATA, m1_subsample  # noqa: E402
+from _common import DATA, RESULTS, hardware  # noqa: E402
+from convergence_sbnn import m1_subsample  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 import multiviz.models.sbnn._ensemble_plan as _ens  # noqa: E402
@@ -47,7 +49,7 @@ from multiviz.models.sbnn._schedule import (  # noqa: E402
     size_scaled_clusters,
 )
 
-OUT = Path(__file__).resolve().parent / "results" / "sbnn_small_data.json"
+OUT = RESULTS / "sbnn_small_data.json"
 MODEL = {"bottleneck": 2, "n_genes": 25}
 PLAN = {
     "m1_80": ["srrr", "paper", "paperK", "floor", "floorK", "sqrt", "sqrtK"],

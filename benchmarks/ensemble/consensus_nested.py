@@ -1,4 +1,4 @@
-"""Consensus gene selection nested in the cross-validation folds (issue 11, item 2).
+"""Consensus gene selection nested in the cross-validation folds.
 
 For each of M1's 10 outer folds: an ensemble of ``--seeds`` sBNN-2 fits on the fold's
 training cells only (all folds x seeds train as one batched ensemble), the consensus of
@@ -9,8 +9,8 @@ mean pairwise Jaccard of the 25-gene sets: of single fits (all folds x seeds) wi
 consensus, and of the 10 per-fold consensus sets with it (45 pairs; any two folds share
 8/9 of their training cells, and every fold has its own seeds' fits).
 
-    python benchmarks/consensus_nested.py --seeds 5   # -> results/ensemble_parts/nested.json
-    python benchmarks/ensemble.py --merge             # adds `nested` to ensemble.json
+    python benchmarks/ensemble/consensus_nested.py --seeds 5   # -> results/ensemble_parts/nested.json
+    python benchmarks/ensemble/ensemble.py --merge             # adds `nested` to ensemble.json
 
 One torch thread (set below).
 """
@@ -20,13 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 torch.set_num_threads(1)
 
-from _hardware import hardware  # noqa: E402
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import hardware  # noqa: E402
 from ensemble import (  # noqa: E402
     MODEL,
     PARTS,

@@ -1,7 +1,7 @@
-"""Would a batched ensemble pay for the coupled autoencoder's cross-validation? (issue 11)
+"""Would a batched ensemble pay for the coupled autoencoder's cross-validation?
 
-Issue 11 asks to train the coupled autoencoder's folds as one stacked network "if it pays
-(measure)". A stacked K-member network does the work of one network on K x the rows per
+The question: should the coupled autoencoder's folds train as one stacked network (as
+the sBNN's do)? A stacked K-member network does the work of one network on K x the rows per
 step (the same matrix products, batched), so the question is how a training step's cost
 grows with its rows. On M1 (RNA 1,000 genes + 16 ephys features, the tutorial's
 preparation), the per-step CPU time of ``CoupledAutoencoder.train`` is measured at the
@@ -14,13 +14,14 @@ is what ten folds trained as one stacked network would gain over ten sequential 
 (an upper bound: the stacked version also needs per-member masks and a batched SVD for the
 coupling term).
 
-Usage: ``python benchmarks/coupled_ensemble_probe.py`` -> ``results/coupled_ensemble_probe.json``.
+Usage: ``python benchmarks/ensemble/coupled_ensemble_probe.py`` -> ``results/coupled_ensemble_probe.json``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,14 +30,14 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import hardware  # noqa: E402
-from convergence_sbnn import DATA  # noqa: E402
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 from multiviz.models import CoupledAutoencoder  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "coupled_ensemble_probe.json"
+OUT = RESULTS / "coupled_ensemble_probe.json"
 STEPS = (100, 300)
 BATCHES = (200, 2000)
 REPEATS = 2

@@ -2,9 +2,9 @@
 
 Usage (from the repository root; one torch thread throughout):
 
-    python benchmarks/ensemble.py --part timing        # one fit, 10-fold CV ensemble vs sequential
-    python benchmarks/ensemble.py --part stability     # 10 seeds: Jaccard without / with consensus
-    python benchmarks/ensemble.py --merge              # -> benchmarks/results/ensemble.json
+    python benchmarks/ensemble/ensemble.py --part timing        # one fit, 10-fold CV ensemble vs sequential
+    python benchmarks/ensemble/ensemble.py --part stability     # 10 seeds: Jaccard without / with consensus
+    python benchmarks/ensemble/ensemble.py --merge              # -> benchmarks/results/ensemble.json
 
 Each part writes ``benchmarks/results/ensemble_parts/<part>.json``; the parts may run as
 separate processes at the same time (CPU times are per process; wall times depend on
@@ -27,21 +27,20 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
 import pandas as pd  # noqa: E402
-from _hardware import hardware  # noqa: E402
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 from multiviz.metrics import mean_pairwise_jaccard, mean_pairwise_overlap, r2_score  # noqa: E402
+from multiviz.tl import cv_folds  # noqa: E402
 from multiviz.tl._consensus import consensus_genes, consensus_ranking  # noqa: E402
-from multiviz.tl._cross_validate import cv_folds  # noqa: E402
 from multiviz.tl._ensemble_fits import fit_sbnn_members  # noqa: E402
 from multiviz.tl._paired_data import PairedArrays, fold_arrays, full_arrays  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-PARTS = ROOT / "benchmarks" / "results" / "ensemble_parts"
-OUT = ROOT / "benchmarks" / "results" / "ensemble.json"
+PARTS = RESULTS / "ensemble_parts"
+OUT = RESULTS / "ensemble.json"
 MODEL = {"bottleneck": 2, "n_genes": 25}
 
 
@@ -289,7 +288,7 @@ def merge() -> dict:
         "pair for 10 seeds in groups of 5; a larger run (e.g. 10 groups) was not affordable.",
         "consensus_cv10: the consensus genes were chosen on all cells, then an sBNN-2 on them "
         "was cross-validated; the gene choice is not nested in the folds. `nested` "
-        "(benchmarks/consensus_nested.py) is the nested version: per outer fold a seed "
+        "(benchmarks/ensemble/consensus_nested.py) is the nested version: per outer fold a seed "
         "ensemble on its training cells, consensus, refit, test-fold R²; its Jaccard is over "
         "the 10 per-fold consensus sets (45 pairs).",
     ]

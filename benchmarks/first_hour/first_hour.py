@@ -1,8 +1,8 @@
 """A new user's first hour, measured: import time, fit output noise, thread count.
 
-    .venv/bin/python benchmarks/first_hour.py                  # every part
-    .venv/bin/python benchmarks/first_hour.py --part import    # one part: import | banners | threads
-    .venv/bin/python benchmarks/first_hour.py --part threads --repeats 2
+    .venv/bin/python benchmarks/first_hour/first_hour.py                  # every part
+    .venv/bin/python benchmarks/first_hour/first_hour.py --part import    # one part: import | banners | threads
+    .venv/bin/python benchmarks/first_hour/first_hour.py --part threads --repeats 2
 
 Every measurement runs in a fresh subprocess (a warm interpreter would hide import cost
 and Lightning's one-off banners). Runs of the compared settings are interleaved
@@ -23,18 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import DATA, RESULTS, ROOT  # noqa: E402
+
 OUT = RESULTS / "first_hour.json"
 
 
 def _portable(line: str) -> str:
     """A printed line without this machine's paths (site-packages and the checkout)."""
     line = re.sub(r"\S*/site-packages/", "<site-packages>/", line)
-    return line.replace(str(HERE.parent) + "/", "")
+    return line.replace(str(ROOT) + "/", "")
 
 
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
 M1 = DATA / "m1_patchseq_scala2021.h5mu"
 PBMC = DATA / "pbmc_10k_protein_v3_200cells_fixture.h5mu"
 
@@ -249,7 +249,7 @@ def main() -> None:
     parts = ["import", "banners", "threads"] if args.part == "all" else [args.part]
     result = {}
     for part in parts:
-        command = f"python benchmarks/first_hour.py --part {part}"
+        command = f"python benchmarks/first_hour/first_hour.py --part {part}"
         if part == "import":
             result = _update("import_s", measure_import(args.import_repeats), command)
         elif part == "banners":
@@ -263,7 +263,9 @@ def main() -> None:
     pbmc = RESULTS / "first_hour_pbmc.json"
     if pbmc.exists():
         result = _update(
-            "pbmc_cv_r2", json.loads(pbmc.read_text()), "benchmarks/first_hour_pbmc.py (guard)"
+            "pbmc_cv_r2",
+            json.loads(pbmc.read_text()),
+            "benchmarks/first_hour/first_hour_pbmc.py (guard)",
         )
     result["cores"] = os.cpu_count()
     OUT.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 Usage (from the repository root; about 1-2 minutes on one CPU thread):
 
-    python benchmarks/first_hour_pbmc.py
+    python benchmarks/first_hour/first_hour_pbmc.py
 
 For each 200-cell fixture, ``mv.pp.prepare_paired(y="protein", n_top_genes=1000)`` is run
 with ``target_transform="clr"`` (the new default for ADT counts), ``"log1p"`` and
@@ -14,13 +14,12 @@ counts), so it answers "how much of the proteins' variation, as the analysis see
 the selected genes explain", not "which space is right".
 
 Writes ``benchmarks/results/first_hour_pbmc.json`` (keys ``cv_r2.clr``, ``cv_r2.zscore``
-per fixture), merged into ``first_hour.json`` by ``benchmarks/first_hour.py``.
+per fixture), merged into ``first_hour.json`` by ``benchmarks/first_hour/first_hour.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,14 +29,13 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import hardware  # noqa: E402
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "benchmarks" / "results" / "first_hour_pbmc.json"
+OUT = RESULTS / "first_hour_pbmc.json"
 FIXTURES = {
     "pbmc_10k_protein_v3_200cells": "pbmc_10k_protein_v3_200cells_fixture.h5mu",
     "pbmc_5k_protein_v3_200cells": "pbmc_5k_protein_v3_200cells_fixture.h5mu",
@@ -66,7 +64,7 @@ def main() -> int:
     """Run every fixture × transform and write the JSON."""
     mv.settings.verbosity = 1
     result: dict = {
-        "command": "python benchmarks/first_hour_pbmc.py",
+        "command": "python benchmarks/first_hour/first_hour_pbmc.py",
         "method": f"mv.tl.cross_validate(method='srrr', rank=2, n_genes=25, n_folds={N_FOLDS})",
         "preprocessing": "mv.pp.prepare_paired(mdata, y='protein', n_top_genes=1000, "
         "target_transform=...)",

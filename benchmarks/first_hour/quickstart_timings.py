@@ -2,7 +2,7 @@
 
 Usage (from the repository root; about 10-15 minutes on one CPU thread):
 
-    python benchmarks/quickstart_timings.py
+    python benchmarks/first_hour/quickstart_timings.py
 
 Runs the Quick start's code in order on `m1_patchseq_scala2021.h5mu` (1,213 cells) with
 the package defaults and `mv.settings.num_threads = 1` (the default), recording wall and
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,17 +25,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import torch  # noqa: E402
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 torch.set_num_threads(1)
 
-from _hardware import hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "benchmarks" / "results" / "quickstart_timings.json"
+OUT = RESULTS / "quickstart_timings.json"
 
 
 def main() -> None:

@@ -3,24 +3,27 @@
 Reads the per-fold JSONs and latents that the training shards wrote, fits the paper's
 separate Gaussian mixtures on z_t and z_e of each fold's training cells (one component per
 kept class of the level), and writes ``benchmarks/results/coupled_ae_m1.json`` from the
-folds finished so far, with the issue's targets checked and their margins.
+folds finished so far, with the targets (the paper's claims) checked and their margins.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _hardware import hardware
-from sklearn.decomposition import PCA
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-from sklearn.model_selection import KFold
 
-import multiviz as mv
-from multiviz.metrics._consistency import gmm_consistency, kept_classes, qda_accuracy
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import hardware  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis  # noqa: E402
+from sklearn.model_selection import KFold  # noqa: E402
+
+import multiviz as mv  # noqa: E402
+from multiviz.metrics import gmm_consistency, kept_classes, qda_accuracy  # noqa: E402
 
 
 def _mean_se(vals) -> tuple[float, float | None]:
@@ -299,7 +302,7 @@ def summarise(args, data, levels, lams, out_path: Path) -> None:
         "model": "the paper's: cross_modal='off', RNA input dropout 0.5, 10k steps per fit",
         "folds_missing": missing,
         "continue": (
-            f"python benchmarks/coupled_ae_m1.py --only-folds {' '.join(map(str, missing))} "
+            f"python benchmarks/paper/coupled_ae_m1.py --only-folds {' '.join(map(str, missing))} "
             f"--work {args.work}, then --summarise with the same --work (folds already "
             "summarised here are kept)"
         )
@@ -315,7 +318,7 @@ def summarise(args, data, levels, lams, out_path: Path) -> None:
 
 
 def _targets(out: dict, levels) -> dict:
-    """The issue's targets with their margins (positive = met)."""
+    """The targets with their margins (positive = met)."""
     fam, leaf = levels[0], levels[-1]
     lam, cca = out["lam"], out["cca"]["levels"]
     within = {m: lam[m]["levels"][leaf]["qda_t"] for m in lam}

@@ -2,8 +2,8 @@
 
 Usage (from the repository root; one thread per process):
 
-    python benchmarks/_sbnn_cv.py run --model sbnn2 --seed 0 --out /tmp/sbnn2_s0.json
-    python benchmarks/_sbnn_cv.py merge /tmp/sbnn2_s*.json --model sbnn2
+    python benchmarks/paper/_sbnn_cv.py run --model sbnn2 --seed 0 --out /tmp/sbnn2_s0.json
+    python benchmarks/paper/_sbnn_cv.py merge /tmp/sbnn2_s*.json --model sbnn2
 
 ``run`` fits the model on every training fold (the sequential path of
 ``mv.tl.cross_validate``: ``fold_arrays`` → ``fit_sbnn`` → ``sbnn_forward``) and writes its
@@ -26,16 +26,16 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
+from _common import DATA, RESULTS  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 from multiviz.metrics import mean_pairwise_jaccard, r2_per_feature, r2_score  # noqa: E402
 from multiviz.tl._paired_data import fold_arrays  # noqa: E402
 from multiviz.tl._sbnn import fit_sbnn, sbnn_forward  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "benchmarks" / "results" / "sbnn_table1.json"
+OUT = RESULTS / "sbnn_table1.json"
 CONFIGS = {
     "sbnn2": {"bottleneck": 2, "n_genes": 25, "pretrain": True},
     "sbnn64": {"bottleneck": 64, "n_genes": 25, "pretrain": True},

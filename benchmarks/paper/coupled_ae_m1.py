@@ -19,8 +19,8 @@ whose four λ jobs have finished.
 
 Usage::
 
-    for i in 0 1 2 3; do python benchmarks/coupled_ae_m1.py --shard $i --n-shards 4 & done
-    python benchmarks/coupled_ae_m1.py --summarise
+    for i in 0 1 2 3; do python benchmarks/paper/coupled_ae_m1.py --shard $i --n-shards 4 & done
+    python benchmarks/paper/coupled_ae_m1.py --summarise
 
 Folds can also be run one process (or session) at a time and merged:
 ``--only-folds 2 3`` trains just those folds; ``--summarise`` keeps the per-fold results
@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -47,7 +48,9 @@ import torch
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore")
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
+from _common import DATA, RESULTS  # noqa: E402
 from _coupled_m1_summary import summarise  # noqa: E402
 from anndata import AnnData  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
@@ -56,12 +59,10 @@ from sklearn.linear_model import LinearRegression  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
 import multiviz as mv  # noqa: E402
-from multiviz.metrics._consistency import celltype_consistency  # noqa: E402
+from multiviz.metrics import celltype_consistency  # noqa: E402
 from multiviz.models import CoupledAutoencoder  # noqa: E402
 from multiviz.tl._cca import PCCCA  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
 LAMS = [0.0, 0.1, 1.0, 10.0]
 LEVELS = ["rna_family", "rna_type"]
 CHECKPOINT_FRACTIONS = (0.1, 0.25, 0.5)  # of --steps: 1k, 2.5k, 5k at the default 10k
@@ -255,7 +256,7 @@ def main():
     args.work.mkdir(parents=True, exist_ok=True)
     data = load()
     if args.summarise:
-        summarise(args, data, LEVELS, LAMS, ROOT / "benchmarks" / "results" / "coupled_ae_m1.json")
+        summarise(args, data, LEVELS, LAMS, RESULTS / "coupled_ae_m1.json")
         return
     folds = list(KFold(args.folds, shuffle=True, random_state=args.seed).split(data[0]))
     fold_ids = args.only_folds or range(args.first_fold, args.folds)

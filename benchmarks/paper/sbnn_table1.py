@@ -2,9 +2,9 @@
 
 Usage (from the repository root):
 
-    python benchmarks/sbnn_table1.py                    # full run: 10 folds x 5 models
-    python benchmarks/sbnn_table1.py --sbnn-folds 5     # fewer folds for the sBNN models
-    python benchmarks/sbnn_table1.py --quick            # 2 folds, 1-epoch phases (smoke test)
+    python benchmarks/paper/sbnn_table1.py                    # full run: 10 folds x 5 models
+    python benchmarks/paper/sbnn_table1.py --sbnn-folds 5     # fewer folds for the sBNN models
+    python benchmarks/paper/sbnn_table1.py --quick            # 2 folds, 1-epoch phases (smoke test)
 
 Writes ``benchmarks/results/sbnn_table1.json`` after every stage.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,18 +22,17 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import hardware  # noqa: E402
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
-from multiviz.linear._srrr import srrr_fit  # noqa: E402
+from multiviz.linear import srrr_fit  # noqa: E402
 from multiviz.metrics import mean_pairwise_jaccard, mean_pairwise_overlap  # noqa: E402
-from multiviz.tl._cross_validate import cv_folds  # noqa: E402
+from multiviz.tl import cv_folds  # noqa: E402
 from multiviz.tl._paired_data import fold_arrays  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "benchmarks" / "results" / "sbnn_table1.json"
+OUT = RESULTS / "sbnn_table1.json"
 
 PAPER = {
     "srrr_rank2": 0.35,

@@ -11,7 +11,7 @@ c  Spearman between siVAE loadings and decoder attributions, attribution wall ti
 d  step/epoch time vs scvi-tools SCVI on the same data, and throughput + peak RSS on
    100k simulated cells x 20k genes (sparse, CPU, a bounded number of steps).
 
-Usage: ``python benchmarks/sivae.py [--part a|b|c|d] [--folds N]``
+Usage: ``python benchmarks/paper/sivae.py [--part a|b|c|d] [--folds N]``
 (``MULTIVIZ_SHARED_DATA`` overrides the shared data folder).
 """
 
@@ -30,13 +30,13 @@ import torch
 
 torch.set_num_threads(1)
 
-from _hardware import hardware  # noqa: E402
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = Path(os.environ.get("SIVAE_BENCH_OUT", ROOT / "benchmarks" / "results" / "sivae.json"))
-SHARED = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = Path(os.environ.get("SIVAE_BENCH_OUT", RESULTS / "sivae.json"))
 QUIET = {"enable_progress_bar": False}
 
 
@@ -100,7 +100,7 @@ def part_hubs(epochs: int) -> None:
 def _m1():
     import mudata as md
 
-    mdata = md.read_h5mu(SHARED / "m1_patchseq_scala2021.h5mu")
+    mdata = md.read_h5mu(DATA / "m1_patchseq_scala2021.h5mu")
     rna = mdata["rna"]
     labels = mdata.obs["rna_family"].astype(str).to_numpy()
     keep = labels != "low quality"

@@ -13,7 +13,7 @@ For each γ (and the step-2 interpretability option) on M1 Patch-seq RNA (fold 0
   DeepLIFT vs the least-squares coefficients (the ceiling a decoder can reach);
 * 2-d k-NN accuracy (M1, k = 80) and hub recovery (simulation) to show the cost.
 
-Usage: ``python benchmarks/sivae_interpretability.py --data m1|hub --gammas 0 0.05 0.5``
+Usage: ``python benchmarks/paper/sivae_interpretability.py --data m1|hub --gammas 0 0.05 0.5``
 One torch thread; ``os.getloadavg()`` and process CPU time recorded per fit.
 """
 
@@ -33,13 +33,13 @@ import torch
 
 torch.set_num_threads(1)
 
-from _hardware import hardware  # noqa: E402
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = Path(os.environ.get("SIVAE_BENCH_OUT", ROOT / "benchmarks" / "results" / "sivae.json"))
-SHARED = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = Path(os.environ.get("SIVAE_BENCH_OUT", RESULTS / "sivae.json"))
 QUIET = {"enable_progress_bar": False}
 LOCK = Path(tempfile.gettempdir()) / "multiviz_sivae_json.lock"
 
@@ -208,7 +208,7 @@ def run_hub(configs, epochs, n_cells) -> None:
 
 
 def summarise(default_gamma: float) -> None:
-    """Headline keys from the runs: the default γ against γ = 0, the targets of issue 9."""
+    """Headline keys from the runs: the default γ against γ = 0, and the targets met."""
     with open(LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(OUT.read_text())

@@ -16,12 +16,12 @@ cells of ``mv.pp.prepare_paired(n_top_genes=1000)``):
 R² pools the features (ephys) or PCs (their variance weights them), baseline the training
 folds' mean; per feature for ephys. Each fold writes
 ``benchmarks/results/coupled_prediction_parts/m1_ephys_cv10_fold{k}.json``;
-``python benchmarks/coupled_prediction.py --merge`` adds their summary to
+``python benchmarks/quality/coupled_prediction.py --merge`` adds their summary to
 ``coupled_prediction.json`` under ``datasets.m1_ephys.cv10``.
 
 Usage (one torch thread; ~1.5 min of CPU per fold)::
 
-    python benchmarks/coupled_cv10.py [--folds 0 1 ...]
+    python benchmarks/quality/coupled_cv10.py [--folds 0 1 ...]
 """
 
 from __future__ import annotations
@@ -29,14 +29,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
 from coupled_prediction import N_LATENT, PARTS, fit_coupled, load, r2_scores  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402

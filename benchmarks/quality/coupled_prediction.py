@@ -1,10 +1,10 @@
-"""Cross-modal prediction of the coupled autoencoder against its linear twin (issue 21).
+"""Cross-modal prediction of the coupled autoencoder against its linear twin.
 
 Usage (from the repository root; one torch thread)::
 
-    python benchmarks/coupled_prediction.py                       # every dataset, 3 seeds
-    python benchmarks/coupled_prediction.py --datasets m1_ephys --seeds 0
-    python benchmarks/coupled_prediction.py --merge               # parts -> one JSON
+    python benchmarks/quality/coupled_prediction.py                       # every dataset, 3 seeds
+    python benchmarks/quality/coupled_prediction.py --datasets m1_ephys --seeds 0
+    python benchmarks/quality/coupled_prediction.py --merge               # parts -> one JSON
 
 On M1 Patch-seq (rna, ephys) and both 200-cell PBMC CITE-seq fixtures (rna, protein),
 each prepared with ``mv.pp.prepare_paired(n_top_genes=1000)``: per seed, the target
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -44,20 +45,18 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import write_result  # noqa: E402
+from _common import DATA, RESULTS, write_result  # noqa: E402
 from sklearn.linear_model import LinearRegression, RidgeCV  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
 import multiviz as mv  # noqa: E402
-from multiviz.metrics._consistency import gmm_consistency, kept_classes  # noqa: E402
+from multiviz.metrics import gmm_consistency, kept_classes  # noqa: E402
 from multiviz.models import CoupledAutoencoder  # noqa: E402
 from multiviz.tl._cca import PCCCA  # noqa: E402
 from multiviz.tl._coupled_heldout import RIDGE_ALPHAS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-RESULTS = ROOT / "benchmarks" / "results"
 PARTS = RESULTS / "coupled_prediction_parts"
 OUT = RESULTS / "coupled_prediction.json"
 HIDE = 0.3
@@ -91,7 +90,7 @@ NOTES = (
     "The target is z-scored by prepare_paired over all cells (hidden ones included) before "
     "hiding; every method sees the same input. datasets.m1_ephys.cv10: the 10-fold CV of "
     "ephys from RNA and of the 20 RNA PCs from ephys on cells held out entirely "
-    "(benchmarks/coupled_cv10.py: default coupled AE, PC-CCA regressions, ridge). CPU: the default and paper_loss ran on 3 "
+    "(benchmarks/quality/coupled_cv10.py: default coupled AE, PC-CCA regressions, ridge). CPU: the default and paper_loss ran on 3 "
     "seeds everywhere; the other variants on the seeds in their `seeds` (the 10k-step ones "
     "and every M1 variant on seed 0 only: 1-2 min per fit on one core)."
 )

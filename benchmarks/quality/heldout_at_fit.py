@@ -2,7 +2,7 @@
 
 Usage (from the repository root; about 5 minutes on one CPU thread):
 
-    python benchmarks/heldout_at_fit.py
+    python benchmarks/quality/heldout_at_fit.py
 
 On every paired dataset we have (M1 Patch-seq ephys, both 200-cell PBMC CITE-seq fixtures'
 proteins, an 80-cell random subset of M1, a 300-cell `simulate_patchseq`), each prepared
@@ -21,7 +21,7 @@ Writes `benchmarks/results/heldout_at_fit.json`:
 from __future__ import annotations
 
 import json
-import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,14 +31,13 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import write_result  # noqa: E402
+from _common import DATA, RESULTS, write_result  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "benchmarks" / "results" / "heldout_at_fit.json"
+OUT = RESULTS / "heldout_at_fit.json"
 KEYS = ("r2_train", "r2_heldout", "r2_heldout_linear", "n_heldout")
 
 

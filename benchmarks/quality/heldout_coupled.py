@@ -2,7 +2,7 @@
 
 Usage (from the repository root; about 10 minutes on one CPU thread):
 
-    python benchmarks/heldout_coupled.py
+    python benchmarks/quality/heldout_coupled.py
 
 On M1 Patch-seq (rna, ephys), both 200-cell PBMC CITE-seq fixtures (rna, protein) and a
 1,000-cell `simulate_patchseq`, each prepared with `mv.pp.prepare_paired(n_top_genes=1000)`,
@@ -20,7 +20,7 @@ Writes `benchmarks/results/heldout_coupled.json`:
 from __future__ import annotations
 
 import json
-import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -29,14 +29,13 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import write_result  # noqa: E402
+from _common import DATA, RESULTS, write_result  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "benchmarks" / "results" / "heldout_coupled.json"
+OUT = RESULTS / "heldout_coupled.json"
 
 
 def _datasets() -> dict:

@@ -20,7 +20,7 @@ decoder and of the linear term v·z, |Spearman| of the loadings against the leas
 coefficients of X on the scores and against DeepLIFT). The step-1 encoder's k-NN accuracy
 (before the joint step) is the reference.
 
-Usage: ``python benchmarks/sivae_joint_tradeoff.py --data m1 sim5000`` (one torch thread).
+Usage: ``python benchmarks/quality/sivae_joint_tradeoff.py --data m1 sim5000`` (one torch thread).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -37,13 +38,16 @@ import torch
 
 torch.set_num_threads(1)
 
-from _hardware import hardware  # noqa: E402
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import RESULTS, hardware, use_groups  # noqa: E402
+
+use_groups("convergence", "paper")  # convergence_sivae.py, sivae_interpretability.py
 from convergence_sivae import K, load, lognorm  # noqa: E402
 from sivae_interpretability import evaluate  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "sivae_joint_tradeoff.json"
+OUT = RESULTS / "sivae_joint_tradeoff.json"
 VARIANTS = {
     "default": (None, {}),
     "lr1e-4": (None, {"lr": 1e-4}),
@@ -140,7 +144,7 @@ def main() -> None:
         if args.gene_batch:
             res.setdefault(name, {})["gene_batch_probe"] = run(name, gene_batch=True)
             res["gene_batch_probe_command"] = (
-                "python benchmarks/sivae_joint_tradeoff.py --gene-batch --data "
+                "python benchmarks/quality/sivae_joint_tradeoff.py --gene-batch --data "
                 + " ".join(args.data)
             )
             OUT.write_text(json.dumps(res, indent=1))
@@ -148,7 +152,9 @@ def main() -> None:
         res[name] = run(name)
         res["hardware"] = hardware()
         res["torch_threads"] = 1
-        res["command"] = "python benchmarks/sivae_joint_tradeoff.py --data " + " ".join(args.data)
+        res["command"] = "python benchmarks/quality/sivae_joint_tradeoff.py --data " + " ".join(
+            args.data
+        )
         OUT.write_text(json.dumps(res, indent=1))
 
 

@@ -25,11 +25,11 @@ Datasets (``--datasets``):
 * ``sim``: ``simulate_patchseq(n_cells=5000, n_genes=500, n_types=10)`` RNA counts,
   labels ``cell_type``.
 
-``--longer`` (item 2): the default fit, then the same with every step trained for three
+``--longer``: the default fit, then the same with every step trained for three
 times the epochs its convergence chose (explicit schedule), first seed; ``longer_run`` holds
 the change in k-NN and ``r2_gene`` (target: at most 0.01 and 0.005).
 
-One torch thread. Usage: ``python benchmarks/sivae_quality.py --datasets m1,pbmc10k
+One torch thread. Usage: ``python benchmarks/quality/sivae_quality.py --datasets m1,pbmc10k
 --seeds 0,1,2 --models sivae,sivae_paper,scvi,ldvae,pca`` (pieces merge into the file).
 """
 
@@ -49,12 +49,13 @@ import torch
 
 torch.set_num_threads(1)
 
-from _hardware import hardware  # noqa: E402
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import DATA, RESULTS, hardware  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "sivae_quality.json"
-SHARED = Path(os.environ.get("MULTIVIZ_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
+OUT = RESULTS / "sivae_quality.json"
 K = 20
 MODELS = ("sivae", "sivae_paper", "scvi", "ldvae", "pca")
 TARGETS = {
@@ -84,7 +85,7 @@ def load(name: str):
     import scanpy as sc
 
     if name == "m1":
-        mdata = md.read_h5mu(SHARED / "m1_patchseq_scala2021.h5mu")
+        mdata = md.read_h5mu(DATA / "m1_patchseq_scala2021.h5mu")
         fam = mdata.obs["rna_family"].astype(str).to_numpy()
         keep = fam != "low quality"
         counts = sp.csr_matrix(mdata["rna"].X[keep])
@@ -95,7 +96,7 @@ def load(name: str):
         return counts, zscore(lognorm(counts)), labels
     if name in ("pbmc10k", "pbmc5k"):
         size = name.removeprefix("pbmc")
-        mdata = md.read_h5mu(SHARED / f"pbmc_{size}_protein_v3_200cells_fixture.h5mu")
+        mdata = md.read_h5mu(DATA / f"pbmc_{size}_protein_v3_200cells_fixture.h5mu")
         counts = sp.csr_matrix(mdata["rna"].X).astype(np.float32)
         logx = lognorm(counts)
         ad = sc.AnnData(logx)
@@ -220,7 +221,7 @@ def merge(name: str, model: str, seed: int, entry: dict) -> None:
     data["datasets"] = summarise(data["runs"])
     data["targets"] = TARGETS
     data["hardware"] = hardware(torch_threads_set=1, load_average=list(os.getloadavg()))
-    cmd = "python benchmarks/sivae_quality.py " + " ".join(sys.argv[1:])
+    cmd = "python benchmarks/quality/sivae_quality.py " + " ".join(sys.argv[1:])
     data["commands"] = sorted({*data.get("commands", []), cmd})
     OUT.write_text(json.dumps(data, indent=1, default=float))
 
@@ -273,7 +274,7 @@ def run(name: str, seeds: list[int], models: list[str]) -> None:
 
 
 def longer(name: str, seed: int = 0) -> None:
-    """Item 2's check: every step trained 3x the epochs the default's convergence chose."""
+    """Is the default long enough? Every step at 3x the epochs its convergence chose."""
     counts, x, labels = load(name)
     base = fit_sivae(x, seed, "map_first")
     epochs = [base["steps"][k]["epochs"] for k in ("cell_pretrain", "feature_pretrain", "joint")]
@@ -304,7 +305,7 @@ def longer(name: str, seed: int = 0) -> None:
             "target": "|delta_knn| <= 0.01 and |delta_r2_gene| <= 0.005",
         }
         print(label_name, data["longer_run"][label_name], flush=True)
-    cmd = "python benchmarks/sivae_quality.py " + " ".join(sys.argv[1:])
+    cmd = "python benchmarks/quality/sivae_quality.py " + " ".join(sys.argv[1:])
     data["commands"] = sorted({*data.get("commands", []), cmd})
     OUT.write_text(json.dumps(data, indent=1, default=float))
 

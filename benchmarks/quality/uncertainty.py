@@ -2,7 +2,7 @@
 
 Usage (from the repository root; about 40 minutes on one CPU thread):
 
-    python benchmarks/uncertainty.py [--part coverage|cost|compare] [--datasets a,b]
+    python benchmarks/quality/uncertainty.py [--part coverage|cost|compare] [--datasets a,b]
 
 Datasets: M1 Patch-seq ephys (1,213 cells), both 200-cell PBMC CITE-seq fixtures' proteins,
 `simulate_patchseq` with 2,000 cells, and an 80-cell random subset of M1; each prepared once
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -43,14 +43,13 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import mudata as md  # noqa: E402
-from _hardware import write_result  # noqa: E402
+from _common import DATA, RESULTS, write_result  # noqa: E402
 
 import multiviz as mv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MULTIVIZ_SHARED_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "benchmarks" / "results" / "uncertainty.json"
+OUT = RESULTS / "uncertainty.json"
 REPEATS = {"m1_80_cells": 10, "pbmc_10k_protein_v3_200cells": 5, "pbmc_5k_protein_v3_200cells": 5}
 DEFAULT_REPEATS = 3
 

@@ -1,4 +1,4 @@
-"""siVAE and SCVI rows of ``benchmarks/scale.py`` (issue 12), kept apart to keep files small.
+"""siVAE and SCVI rows of ``benchmarks/scale/scale.py``, kept apart to keep files small.
 
 - :func:`run_sivae`: siVAE (``likelihood="nb"`` on integer counts, the paper-size network
   1024-512-128, 2-d) for ``steps`` optimisation steps of each of its three steps (step 2

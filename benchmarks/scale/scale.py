@@ -1,4 +1,4 @@
-"""Throughput and peak memory from 10k to 1M cells (issue 12, "Must show").
+"""Throughput and peak memory from 10k to 1M cells: does every model fit an atlas?
 
 Simulated sparse data: 2,000 genes, a fixed 7 % of the genes non-zero in every cell (drawn
 per cell with gene-specific weights), values ``log1p(1 + Poisson)`` as float32 CSR; 10
@@ -8,7 +8,7 @@ driver genes carry the signal of the targets. Per model:
   is not part of the streaming path and is not timed here), the library's automatic data
   path (device tensors up to 50M cells x genes, streamed above);
 - ``coupled``: RNA + 50 features, 30 % of the cells RNA-only (``CoupledAutoencoder``);
-- ``sivae`` and its reference ``scvi`` (``benchmarks/_scale_sivae.py``): integer counts
+- ``sivae`` and its reference ``scvi`` (``benchmarks/scale/_scale_sivae.py``): integer counts
   ``1 + Poisson`` (no log1p) for the NB likelihoods, also at 20,000 genes (``--genes``);
   ``--compare N`` times both interleaved in one process, ``--flops`` counts siVAE's FLOPs
   per step at 28,000 genes and projects a 1.3 M-cell fit on one H100, ``--backed N``
@@ -20,7 +20,7 @@ size's peak; every process uses one torch thread. A fixed number of training ste
 ``benchmarks/results/scale_parts/`` and are assembled into ``scale.json``. A model is added
 by one ``run_<model>(X, drivers, steps)`` function registered in :data:`MODELS`.
 
-Usage: python benchmarks/scale.py [--sizes 10000 100000 1000000] [--models sbnn coupled]
+Usage: python benchmarks/scale/scale.py [--sizes 10000 100000 1000000] [--models sbnn coupled]
        [--steps 200] [--genes 2000] [--compare 100000] [--flops] [--backed 1000000]
 """
 
@@ -35,8 +35,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import RESULTS, hardware  # noqa: E402
+
 PARTS = RESULTS / "scale_parts"
 N_GENES, DENSITY, N_DRIVERS = 2000, 0.07, 10
 
@@ -173,7 +174,6 @@ def run_coupled(X, drivers, steps: int) -> dict:
     }
 
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
 import _scale_backed as bk  # noqa: E402
 import _scale_sivae as sv  # noqa: E402
 from _scale_sivae import run_scvi, run_sivae  # noqa: E402
@@ -276,13 +276,11 @@ def _input_rss(part: dict) -> float:
 
 def assemble() -> dict:
     """``scale.json`` from every part found, with the per-model summary keys."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import torch
-    from _hardware import hardware
 
     torch.set_num_threads(1)  # as in every worker
     res: dict = {
-        "hardware": hardware("cpu", parts_command="python benchmarks/scale.py --steps 200"),
+        "hardware": hardware("cpu", parts_command="python benchmarks/scale/scale.py --steps 200"),
         "torch_threads": 1,
     }
     loads = []
@@ -331,7 +329,7 @@ def assemble() -> dict:
         }
     res["notes"] = (
         "Peak RSS is ru_maxrss of a process that simulated, built the MuData, set up and "
-        "trained one size. peak_ratio_1m_over_100k (issue target <= 2) = (peak - input) at "
+        "trained one size. peak_ratio_1m_over_100k (target <= 2) = (peak - input) at "
         "1M / (peak - input) at 100k, the input measured in memory: the RSS growth from "
         "simulating the CSR and building the AnnData/MuData (cell names, targets). "
         "peak_ratio_1m_over_100k_minus_csr_bytes subtracts only the CSR arrays (data, indices, "
@@ -390,7 +388,7 @@ def main() -> None:
             continue
         part = json.loads(proc.stdout.strip().splitlines()[-1])
         if kind not in ("sbnn", "coupled"):
-            part["command"] = " ".join(["python benchmarks/scale.py", *sys.argv[1:]])
+            part["command"] = " ".join(["python benchmarks/scale/scale.py", *sys.argv[1:]])
         (PARTS / f"{name}.json").write_text(json.dumps(part, indent=1) + "\n")
         print(name, part["peak_rss_mb"], part.get("cells_per_s", ""), flush=True)
     (RESULTS / "scale.json").write_text(json.dumps(assemble(), indent=1) + "\n")

@@ -1,11 +1,11 @@
-"""Peak memory of the coupled autoencoder on simulated sparse data (issue: atlas scale).
+"""Peak memory of the coupled autoencoder on simulated sparse data, before/after a change.
 
 RNA (2,000 genes, ~10 % non-zero counts, log1p, sparse CSR) + 50 dense features, 30 % of
 the cells RNA-only. Each size runs in its own process (``--one N``) so ``ru_maxrss`` is
 that size's peak; the parent collects them into ``benchmarks/results/scale_coupled.json``
 under ``--label`` (e.g. ``before`` / ``after`` a change), keeping the other labels.
 
-Usage: python benchmarks/scale_coupled.py --label after [--sizes 10000 50000] [--steps 50]
+Usage: python benchmarks/scale/scale_coupled.py --label after [--sizes 10000 50000] [--steps 50]
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "scale_coupled.json"
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import RESULTS  # noqa: E402
+
+OUT = RESULTS / "scale_coupled.json"
 
 
 def _data(n: int, n_genes: int = 2000, n_feat: int = 50, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Peak memory of the coupled autoencoder's setup + fit alone, 100k and 1M cells (issue 12).
+"""Peak memory of the coupled autoencoder's setup + fit alone, 100k and 1M cells.
 
 ``scale.py`` measures a process's whole peak, which at 1M cells is reached while the
 benchmark itself builds its input. Here the data are built exactly as ``scale.py``'s
@@ -7,7 +7,7 @@ Linux) and only ``CoupledAutoencoder(...)`` + ``train`` (2 epochs x ``STEPS`` st
 cells) are measured. Adds the size to ``results/scale_fitpeak_coupled.json`` under
 ``after`` (one process per size).
 
-Usage: ``python benchmarks/scale_fitpeak_coupled.py N [STEPS]`` (one torch thread).
+Usage: ``python benchmarks/scale/scale_fitpeak_coupled.py N [STEPS]`` (one torch thread).
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ import torch
 
 torch.set_num_threads(1)
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 import anndata as ad  # noqa: E402
 import mudata as md  # noqa: E402
 import scale  # noqa: E402
+from _common import RESULTS  # noqa: E402
 
 from multiviz.models import CoupledAutoencoder  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "scale_fitpeak_coupled.json"
+OUT = RESULTS / "scale_fitpeak_coupled.json"
 
 
 def status_mb(key: str) -> float:

@@ -1,4 +1,4 @@
-"""Issue 19's structure figures for ``src/multiviz`` -> ``benchmarks/results/structure.json``.
+"""Structure figures of ``src/multiviz`` (cycles, long functions, checks, duplicates) -> ``benchmarks/results/structure.json``.
 
 Four measurements, none of which imports or runs the package (everything is read with
 ``ast``/``tokenize``, except the ``duplicates`` command line tool):
@@ -26,7 +26,7 @@ Four measurements, none of which imports or runs the package (everything is read
   lines; git-tracked plus untracked, not ignored, files as they are in the working tree).
   ``null`` with the reason when the command is not on ``PATH`` or gives no count.
 
-Usage: ``python benchmarks/structure.py`` (or ``make structure``), from the repository
+Usage: ``python benchmarks/structure/structure.py`` (or ``make structure``), from the repository
 root; a few seconds.
 """
 
@@ -42,10 +42,12 @@ import tokenize
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+from _common import RESULTS, ROOT, write_result  # noqa: E402
+
 SRC = ROOT / "src"
 PACKAGE = "multiviz"
-RESULT = Path(__file__).resolve().parent / "results" / "structure.json"
+RESULT = RESULTS / "structure.json"
 
 MAX_CODE_LINES = 80
 TARGETS = {"import_cycles": 0, "long_functions": 2, "check_modules": 10, "duplicate_pairs": 15}
@@ -471,16 +473,13 @@ def measure() -> dict[str, object]:
             else int(dup["pairs"]) <= TARGETS["duplicate_pairs"],
         },
         "commands": [
-            ".venv/bin/python benchmarks/structure.py  # or: make structure",
+            ".venv/bin/python benchmarks/structure/structure.py  # or: make structure",
             str(dup["command"]) + "  # from the repository root",
         ],
     }
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _hardware import write_result
-
     result = measure()
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     write_result(RESULT, result)

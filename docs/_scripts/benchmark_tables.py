@@ -181,7 +181,7 @@ def sivae_table() -> str:
         "training (mean ± SD over seeds); ρ: median over seeds of the median over dimensions "
         "of |Spearman| between the loadings and the least-squares coefficients of the genes "
         f"on the scores / the decoder's DeepLIFT attributions. Seeds per dataset: "
-        f"{', '.join(map(str, seeds))}. `benchmarks/sivae_quality.py`.\n"
+        f"{', '.join(map(str, seeds))}. `benchmarks/quality/sivae_quality.py`.\n"
     )
     return text
 

@@ -48,7 +48,7 @@ mv.pl.training_history(mdata, key="cae", logy=True);
 # QDA (equal class priors, as the reference) on the transcriptomic latent predicts the
 # family; the cross-modal accuracy fits QDA on z_T of training cells and predicts from z_E
 # of held-out cells; separate Gaussian mixtures on z_T and z_E label the held-out cells,
-# and their agreement is the AMI. (The benchmark `benchmarks/coupled_ae_m1.py` does this
+# and their agreement is the AMI. (The benchmark `benchmarks/paper/coupled_ae_m1.py` does this
 # with k-fold CV, retraining per fold, for λ ∈ {0, 0.1, 1, 10} and the CCA baseline, at the
 # family and t-type levels; here the latents of one fit on all cells illustrate the metrics,
 # so the numbers are optimistic.)

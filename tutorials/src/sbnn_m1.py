@@ -79,7 +79,7 @@ mv.pl.latent_overlay(mdata, basis="sbnn64", genes=6, features=6, color="rna_fami
 # from the other cells' out-of-fold residuals, and its latent position gets a spread: the ten
 # folds' latents rotated onto the full fit's (`align_to="X_sbnn"`).
 # `mv.tl.compare_methods` reuses both tables and answers with a paired difference over the
-# same folds and its confidence interval. `benchmarks/sbnn_table1.py` runs the paper's full
+# same folds and its confidence interval. `benchmarks/paper/sbnn_table1.py` runs the paper's full
 # comparison (results in `benchmarks/results/sbnn_table1.json`).
 
 # %%
