@@ -3,7 +3,7 @@
 The reference (Gala et al. code) trains a fixed 1,500 epochs x 500 steps of batch 200
 (750k steps) with no early stopping. Early stopping on a validation loss dominated by the
 reconstruction halts at ~3.5k steps on M1 while the cell-type structure of the latents is
-still forming (``benchmarks/coupled_ae_m1.py``), so the default is a fixed schedule too:
+still forming (``benchmarks/paper/coupled_ae_m1.py``), so the default is a fixed schedule too:
 :data:`DEFAULT_STEPS`, shorter than the reference so a CPU fit takes minutes, and at most
 :data:`MAX_PASSES` passes over the training cells (small datasets overfit beyond), with
 the reference's length one argument away (``max_epochs=REFERENCE_STEPS // steps_per_epoch``).
