@@ -223,7 +223,7 @@ def _check_cca_args(
     copy: bool,
 ) -> tuple[list[str], int, list[int], str, int, bool]:
     """The arguments of :func:`cca`, checked (``n_pcs`` as one int per modality)."""
-    from ..models.coupled._data import check_modalities
+    from ..models.coupled._checks import check_modalities
 
     check_mudata(mdata)
     if not copy:

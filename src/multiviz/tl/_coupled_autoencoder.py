@@ -232,8 +232,7 @@ def coupled_autoencoder(
 
 def _check_arguments(mdata: MuData, args: dict[str, Any]) -> None:
     """Check the call's arguments and the data; checked values replace those in ``args``."""
-    from ..models.coupled._data import check_modalities
-    from ..models.coupled._model import check_arm_sizes, check_cross_modal
+    from ..models.coupled._checks import check_arm_sizes, check_cross_modal, check_modalities
     from ..train import resolve_progress_bar
 
     check_mudata(mdata)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from anndata import AnnData
 
 from multiviz._validate import InputError, check_kwargs
-from multiviz.models.sivae._sizes import check_hidden
+from multiviz.models.sivae._checks import check_hidden
 
 from . import _sivae_checks as chk
 

@@ -29,13 +29,8 @@ from multiviz._validate import (
     get_layer,
 )
 from multiviz._warnings import DataWarning
-from multiviz.models.sivae._backed import (
-    check_registered,
-    column_min_max,
-    inference_batch_size,
-    is_backed,
-)
-from multiviz.models.sivae._sizes import check_sivae_size
+from multiviz.models.sivae._backed import column_min_max, inference_batch_size, is_backed
+from multiviz.models.sivae._checks import check_registered, check_sivae_size, design_defaults
 
 #: Fewest cells / genes siVAE is fitted on (a train/validation split and a PCA of Xᵀ).
 MIN_CELLS = 10
@@ -180,7 +175,7 @@ def constant_genes(x) -> np.ndarray:
 def check_sizes(adata: AnnData, opts: dict, hidden: tuple[int, ...]) -> None:
     """Latent, hidden and feature-input sizes against the data and the memory.
 
-    :func:`~multiviz.models.sivae._sizes.check_sivae_size` without the covariates (the
+    :func:`~multiviz.models.sivae._checks.check_sivae_size` without the covariates (the
     model class checks again with them), before anything is copied or registered.
     """
     check_sivae_size(
@@ -244,8 +239,6 @@ def check_options(
     early_stopping,
 ) -> dict:
     """Model options, validated; returns the normalised values."""
-    from multiviz.models.sivae._model import design_defaults
-
     if gene_batch_size not in ("auto", None):
         gene_batch_size = check_int(gene_batch_size, "gene_batch_size")
     gamma, _, interp_pretrain = design_defaults(design, gamma, variance, interp_pretrain)

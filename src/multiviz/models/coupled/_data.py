@@ -26,13 +26,13 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from ..._validate import InputError, check_mudata, check_numeric, get_layer, get_modality
+from ..._validate import InputError, check_numeric, get_layer
 from ._blocks import CoupledBatcher, ModalityBlock, read_rows
+from ._checks import check_modalities
 
 __all__ = [
     "STACK_KEY",
     "batcher_of",
-    "check_modalities",
     "dense_batch",
     "materialise",
     "modality_rows",
@@ -47,23 +47,6 @@ _CHUNK = 65_536
 def modality_rows(mdata: MuData, mod: str) -> np.ndarray:
     """Row of each cell of ``mdata`` in ``mdata[mod]`` (-1 where the cell lacks ``mod``)."""
     return np.asarray(mdata.obsmap[mod], dtype=np.int64) - 1
-
-
-def check_modalities(mdata: MuData, modalities: Sequence[str]) -> list[str]:
-    """Validate the modality names: at least two, distinct, all present."""
-    check_mudata(mdata)
-    if isinstance(modalities, str) or len(modalities) < 2:
-        raise InputError(
-            f"`modalities={modalities!r}` must name at least two modalities to couple; "
-            f"available: {list(mdata.mod)}."
-        )
-    if len(set(modalities)) != len(modalities):
-        raise InputError(f"`modalities={modalities!r}` names a modality twice.")
-    for mod in modalities:
-        get_modality(mdata, mod, "modalities")
-    if not mdata.obs_names.is_unique:
-        raise InputError("`mdata.obs_names` are not unique; run `mdata.obs_names_make_unique()`.")
-    return list(modalities)
 
 
 def _feature_columns(adata: AnnData, mod: str, wanted: Sequence[str]) -> np.ndarray | None:

@@ -17,10 +17,8 @@ from scipy import sparse
 
 from multiviz._blocks import row_slices
 from multiviz._ondisk import is_backed, take_rows
-from multiviz._validate import InputError, check_counts, check_finite
 
 __all__ = [
-    "check_registered",
     "column_min_max",
     "dense_columns",
     "inference_batch_size",
@@ -42,23 +40,6 @@ def row_blocks(x, rows: int | None = None) -> Iterator[tuple[int, object]]:
     for part in row_slices(x.shape[0], ROW_CHUNK if rows is None else rows):
         block = x[part]
         yield part.start, (block.tocsr() if sparse.issparse(block) else np.asarray(block))
-
-
-def check_registered(x, likelihood: str, arg: str = "the registered layer") -> None:
-    """Counts for ``"nb"``, finite values otherwise; block by block when ``x`` is on disk."""
-    check = check_counts if likelihood == "nb" else check_finite
-    if not is_backed(x):
-        check(x, arg)
-        return
-    for start, block in row_blocks(x):
-        try:
-            check(block, arg)
-        except InputError as err:
-            stop = start + block.shape[0] - 1
-            raise InputError(
-                f"{err} (found in cells {start}-{stop} of the on-disk matrix, which is checked "
-                f"in blocks of {ROW_CHUNK} cells; counts are of that block)"
-            ) from None
 
 
 def row_sums(x) -> np.ndarray:

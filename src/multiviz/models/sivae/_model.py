@@ -19,50 +19,32 @@ from scvi.data.fields import (
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from multiviz import _logging as logg
-from multiviz._validate import (
-    InputError,
-    check_float,
-    check_int,
-    check_option,
-    check_random_state,
-)
+from multiviz._validate import InputError, check_int, check_option
 
-from ._backed import check_registered
+from ._checks import (
+    DEFAULT_GAMMA,
+    DESIGNS,
+    PAPER_GAMMA,
+    check_hidden,
+    check_input_and_split_args,
+    check_registered,
+    check_sivae_size,
+    check_train_args,
+    design_defaults,
+)
 from ._convergence import convergence_plan
 from ._init_steps import SIVAEInitMixin
 from ._module import SIVAEModule
 from ._outputs import SIVAEOutputsMixin
 from ._plan import SIVAETrainingPlan
-from ._schedule import JOINT_BATCH, resolve_epochs
-from ._sizes import check_hidden, check_sivae_size, n_training_cells
+from ._schedule import resolve_epochs
+from ._sizes import n_training_cells
 
 #: Genes above which the feature branch is gene-minibatched by default (see ``gene_batch_size``).
 AUTO_GENE_BATCH_THRESHOLD = 2048
 AUTO_GENE_BATCH_SIZE = 1024
-#: Weight of the interpretability term (``gamma * SSE``) of ``design="map_first"``: with the
-#: cell encoder fixed it only sets how closely the loadings follow the least-squares
-#: description of the map, so it is at full weight; see :class:`SIVAE`.
-DEFAULT_GAMMA = 1.0
-#: The paper's weight (Choi & Quon 2023, Methods, eq. 13), the default of ``design="joint"``.
-PAPER_GAMMA = 0.05
-#: The two training designs (see :class:`SIVAE`).
-DESIGNS = ("map_first", "joint")
 
-
-def design_defaults(
-    design: str, gamma: float | None, variance: str | None, interp_pretrain: bool | None
-) -> tuple[float, str, bool]:
-    """``gamma``, ``variance`` and ``interp_pretrain`` of ``design``, validated (``None``: its default)."""
-    check_option(design, list(DESIGNS), "design")
-    map_first = design == "map_first"
-    gamma = (DEFAULT_GAMMA if map_first else PAPER_GAMMA) if gamma is None else gamma
-    gamma = check_float(gamma, "gamma", low=0)
-    variance = ("gene" if map_first else "cell") if variance is None else variance
-    check_option(variance, ["gene", "cell"], "variance")
-    interp_pretrain = map_first if interp_pretrain is None else interp_pretrain
-    if not isinstance(interp_pretrain, bool):
-        raise InputError(f"`interp_pretrain` must be True or False, got {interp_pretrain!r}.")
-    return gamma, variance, interp_pretrain
+__all__ = ["DEFAULT_GAMMA", "DESIGNS", "PAPER_GAMMA", "SIVAE", "design_defaults"]
 
 
 class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -159,29 +141,16 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         dropout_rate: float = 0.0,
         random_state: int = 0,
     ):
-        n_latent = check_int(n_latent, "n_latent")
-        n_hidden = check_hidden(n_hidden)
+        n_latent, n_hidden = check_int(n_latent, "n_latent"), check_hidden(n_hidden)
         check_option(likelihood, ["gaussian", "nb"], "likelihood")
         gamma, variance, interp_pretrain = design_defaults(design, gamma, variance, interp_pretrain)
+        n_feature_input, random_state, train_size, dropout_rate = check_input_and_split_args(
+            feature_input, n_feature_input, random_state, train_size, dropout_rate, linear
+        )
         map_first = design == "map_first"
-        check_option(feature_input, ["pca", "downsample", "full"], "feature_input")
-        if n_feature_input is not None:
-            n_feature_input = check_int(n_feature_input, "n_feature_input")
-        random_state = check_random_state(random_state)
-        train_size = check_float(train_size, "train_size", low=0, high=1, low_open=True)
-        dropout_rate = check_float(dropout_rate, "dropout_rate", low=0, high=1, high_open=True)
-        for name, flag in (("linear", linear),):
-            if not isinstance(flag, bool):
-                raise InputError(f"`{name}` must be True or False, got {flag!r}.")
         super().__init__(adata)
         n_obs, n_vars = self.summary_stats.n_cells, self.summary_stats.n_vars
-        n_cats = (
-            self.adata_manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY).n_cats_per_key
-            if REGISTRY_KEYS.CAT_COVS_KEY in self.adata_manager.data_registry
-            else None
-        )
-        n_batch = self.summary_stats.n_batch
-        n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
+        n_batch, n_cats, n_cont = self._covariate_sizes()
         n_latent, n_hidden, c_red = check_sivae_size(  # before anything is read or built
             n_obs,
             n_vars,
@@ -195,19 +164,8 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
         )
         x = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         check_registered(x, likelihood)  # block by block on a backed AnnData
-
-        rng = np.random.default_rng(random_state)
-        perm = rng.permutation(n_obs)
-        n_train = n_training_cells(n_obs, train_size)
-        self._train_idx = np.sort(perm[:n_train])
-        self._val_idx = np.sort(perm[n_train:])
-        if gene_batch_size == "auto":
-            gbs = None if n_vars <= AUTO_GENE_BATCH_THRESHOLD else AUTO_GENE_BATCH_SIZE
-        elif gene_batch_size is None:
-            gbs = None
-        else:
-            gbs = check_int(gene_batch_size, "gene_batch_size")
-            gbs = None if gbs >= n_vars else gbs
+        self._train_idx, self._val_idx = _split_cells(n_obs, train_size, random_state)
+        gbs = _gene_batch(gene_batch_size, n_vars)
 
         torch.manual_seed(random_state)
         self.module = self._module_cls(
@@ -238,6 +196,17 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             f"linear={linear}, design={design}, gamma={gamma}, variance={variance}, feature_input={feature_input}({c_red})"
         )
         self.init_params_ = self._get_init_params(locals())
+
+    def _covariate_sizes(self) -> tuple[int, list[int] | None, int]:
+        """Registered covariates: ``(n_batch, categories per categorical covariate, n_continuous)``."""
+        n_cats = (
+            self.adata_manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY).n_cats_per_key
+            if REGISTRY_KEYS.CAT_COVS_KEY in self.adata_manager.data_registry
+            else None
+        )
+        n_batch = self.summary_stats.n_batch
+        n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
+        return n_batch, n_cats, n_cont
 
     # -- registration -------------------------------------------------------------------------
     @classmethod
@@ -306,6 +275,43 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
                 "(paper Methods); train step 1 for at least 1 epoch."
             )
         return e1, e2, n_epochs
+
+    def _epochs_by_step(
+        self,
+        max_epochs: int | None,
+        pretrain_epochs: int | None,
+        feature_pretrain_epochs: int | None,
+        sizes: tuple[int, int, int],
+    ) -> tuple[tuple[int, int, int], dict | None]:
+        """Epochs of steps 1, 2 and 3, and the convergence plan when no epochs are given.
+
+        Without ``max_epochs``, ``pretrain_epochs`` and ``feature_pretrain_epochs`` every
+        step stops by convergence (:func:`~multiviz.models.sivae._convergence.convergence_plan`,
+        logged at INFO); otherwise :meth:`_resolve_epochs` and no plan (``None``).
+        """
+        convergence = None
+        if max_epochs is None and pretrain_epochs is None and feature_pretrain_epochs is None:
+            convergence = convergence_plan(
+                len(self._train_idx),
+                self.module.n_input,
+                batch_sizes=sizes,
+                has_validation=len(self._val_idx) > 0,
+            )
+            e1, e2, n_epochs = (convergence[s]["max_epochs"] for s in (1, 2, 3))
+
+            logg.info(
+                "    siVAE schedule by convergence: steps 1/2/3 stop when "
+                + ", ".join(
+                    f"{p['monitor']} stalls {p['patience']} epochs" for p in convergence.values()
+                )
+                + f" (epochs between {'/'.join(str(p['min_epochs']) for p in convergence.values())}"
+                f" and {e1}/{e2}/{n_epochs})"
+            )
+        else:
+            e1, e2, n_epochs = self._resolve_epochs(
+                max_epochs, pretrain_epochs, feature_pretrain_epochs, sizes
+            )
+        return (e1, e2, n_epochs), convergence
 
     def train(
         self,
@@ -393,54 +399,27 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
             fit, so build a new model with a lower ``lr``.
         """
         from multiviz.train import fit_context, resolve_progress_bar
-        from multiviz.train._accelerator import check_accelerator
-        from multiviz.train._precision import check_precision
-        from multiviz.train._strategy import check_strategy
 
-        check_strategy(
-            strategy,
-            devices,
-            model="siVAE",
-            spawn_reason="train copies of the model and leave this one untrained.",
+        precision, batch_size, gene_batch_size_pretrain, joint_batch_size, lr, weight_decay = (
+            check_train_args(
+                max_epochs=max_epochs,
+                batch_size=batch_size,
+                gene_batch_size_pretrain=gene_batch_size_pretrain,
+                joint_batch_size=joint_batch_size,
+                lr=lr,
+                weight_decay=weight_decay,
+                accelerator=accelerator,
+                devices=devices,
+                early_stopping=early_stopping,
+                precision=precision,
+                strategy=strategy,
+                n_val=len(self._val_idx),
+            )
         )
-        precision = check_precision(precision, accelerator, model="siVAE")
-        check_accelerator(accelerator)
-        batch_size = check_int(batch_size, "batch_size")
-        gene_batch_size_pretrain = check_int(gene_batch_size_pretrain, "gene_batch_size_pretrain")
-        if joint_batch_size is None:
-            joint_batch_size = JOINT_BATCH if max_epochs is None else batch_size
-        joint_batch_size = check_int(joint_batch_size, "joint_batch_size")
-        lr = check_float(lr, "lr", low=0, low_open=True)
-        weight_decay = check_float(weight_decay, "weight_decay", low=0)
-        if not isinstance(early_stopping, bool):
-            raise InputError(f"`early_stopping` must be True or False, got {early_stopping!r}.")
-        if early_stopping and len(self._val_idx) == 0:
-            raise InputError(
-                "`early_stopping=True` needs validation cells; build the model with `train_size` < 1."
-            )
         sizes = (batch_size, gene_batch_size_pretrain, joint_batch_size)
-        convergence = None
-        if max_epochs is None and pretrain_epochs is None and feature_pretrain_epochs is None:
-            convergence = convergence_plan(
-                len(self._train_idx),
-                self.module.n_input,
-                batch_sizes=sizes,
-                has_validation=len(self._val_idx) > 0,
-            )
-            e1, e2, n_epochs = (convergence[s]["max_epochs"] for s in (1, 2, 3))
-
-            logg.info(
-                "    siVAE schedule by convergence: steps 1/2/3 stop when "
-                + ", ".join(
-                    f"{p['monitor']} stalls {p['patience']} epochs" for p in convergence.values()
-                )
-                + f" (epochs between {'/'.join(str(p['min_epochs']) for p in convergence.values())}"
-                f" and {e1}/{e2}/{n_epochs})"
-            )
-        else:
-            e1, e2, n_epochs = self._resolve_epochs(
-                max_epochs, pretrain_epochs, feature_pretrain_epochs, sizes
-            )
+        (e1, e2, n_epochs), convergence = self._epochs_by_step(
+            max_epochs, pretrain_epochs, feature_pretrain_epochs, sizes
+        )
         plan_kwargs = {"lr": lr, "weight_decay": weight_decay, **(plan_kwargs or {})}
         trainer_kwargs["enable_progress_bar"] = resolve_progress_bar(enable_progress_bar)
         trainer_kwargs.setdefault("enable_model_summary", False)
@@ -466,3 +445,21 @@ class SIVAE(SIVAEInitMixin, SIVAEOutputsMixin, UnsupervisedTrainingMixin, BaseMo
                 trainer_kwargs=trainer_kwargs,
                 convergence=convergence,
             )
+
+
+def _split_cells(n_obs: int, train_size: float, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted training and validation cell indices of the seeded split."""
+    rng = np.random.default_rng(random_state)
+    perm = rng.permutation(n_obs)
+    n_train = n_training_cells(n_obs, train_size)
+    return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+
+def _gene_batch(gene_batch_size: int | str | None, n_vars: int) -> int | None:
+    """Genes per feature-branch step in joint training (``None``: all genes)."""
+    if gene_batch_size == "auto":
+        return None if n_vars <= AUTO_GENE_BATCH_THRESHOLD else AUTO_GENE_BATCH_SIZE
+    if gene_batch_size is None:
+        return None
+    gbs = check_int(gene_batch_size, "gene_batch_size")
+    return None if gbs >= n_vars else gbs
