@@ -11,8 +11,8 @@ import torch
 
 import multiviz as mv
 from multiviz import InputError
+from multiviz._validate import check_accelerator
 from multiviz.train import fit_context
-from multiviz.train._accelerator import check_accelerator
 
 TINY_SBNN = {"pretrain": False, "no_pretrain_epochs": 1, "pruned_epochs": 1, "n_genes": 5}
 
@@ -21,7 +21,7 @@ TINY_SBNN = {"pretrain": False, "no_pretrain_epochs": 1, "pruned_epochs": 1, "n_
 def no_gpu(monkeypatch):
     """This machine as one without a CUDA or Apple GPU, whatever it has."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("multiviz.train._accelerator._mps_available", lambda: False)
+    monkeypatch.setattr("multiviz._validate._resources._mps_available", lambda: False)
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ import torch
 from _objects import assert_unchanged, snapshot
 
 import multiviz as mv
-from multiviz import InputError, _bounds
-from multiviz._validate import MAX_SEED
-from multiviz.models.sbnn._module import check_sbnn_size
+from multiviz import InputError
+from multiviz._validate import MAX_SEED, _resources
+from multiviz.models.sbnn._checks import check_sbnn_size
 
 torch.set_num_threads(1)
 
@@ -65,7 +65,7 @@ def no_layers(monkeypatch):
 @pytest.fixture
 def one_gigabyte(monkeypatch):
     """Pretend 1 GB of memory is available."""
-    monkeypatch.setattr(_bounds, "available_memory", lambda: 10**9)
+    monkeypatch.setattr(_resources, "available_memory", lambda: 10**9)
 
 
 @pytest.fixture
@@ -96,13 +96,13 @@ def _refused(obj, fn, match: str, *fixes: str, **kwargs) -> str:
 
 
 def test_num_threads_above_the_cores_is_refused(restore_threads, monkeypatch):
-    n = _bounds.available_cpus()
+    n = _resources.available_cpus()
     with pytest.raises(InputError, match=r"mv\.settings\.num_threads") as err:
         mv.settings.num_threads = n + 1
     assert f"{n} CPU core" in str(err.value)
     assert f"at most {n}, or None" in str(err.value)
     assert isinstance(err.value, ValueError)
-    monkeypatch.setattr(_bounds, "available_cpus", lambda: 2)
+    monkeypatch.setattr(_resources, "available_cpus", lambda: 2)
     before = mv.settings.num_threads
     with pytest.raises(InputError, match=r"num_threads = 4096.*2 CPU core.*at most 2, or None"):
         mv.settings.num_threads = 4096
@@ -118,14 +118,14 @@ def test_num_threads_must_be_a_positive_integer(restore_threads, value):
 def test_available_cpus_follows_the_affinity_mask(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
-    assert _bounds.available_cpus() == 1
+    assert _resources.available_cpus() == 1
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
-    assert _bounds.available_cpus() == 64
+    assert _resources.available_cpus() == 64
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # a 2-step fit is a weak fit
 def test_num_threads_at_the_core_count_fits(restore_threads, paired, monkeypatch):
-    n = _bounds.available_cpus()
+    n = _resources.available_cpus()
     mv.settings.num_threads = np.int64(n)
     assert mv.settings.num_threads == n and type(mv.settings.num_threads) is int
     mv.settings.num_threads = None

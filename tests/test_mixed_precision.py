@@ -19,9 +19,9 @@ from scipy.stats import spearmanr
 
 import multiviz as mv
 from multiviz import InputError
+from multiviz._validate import check_precision
 from multiviz.models import SIVAE, CoupledAutoencoder
 from multiviz.tl._coupled_checks import reconstruction_r2
-from multiviz.train._precision import check_precision
 
 torch.set_num_threads(1)
 

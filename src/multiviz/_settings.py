@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._bounds import check_num_threads
 from ._logging import set_verbosity
+from ._validate import check_num_threads
 
 
 class Settings:

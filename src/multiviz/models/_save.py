@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .._validate import check_var_names
 from .._validate_base import InputError
 
 META_FNAME = "multiviz.json"
@@ -276,37 +277,6 @@ def read_saved(cls_name: str, dir_path: str | os.PathLike, **kwargs: Any) -> Sav
         ) from exc
     _check_class(saved_cls, cls_name, path, None, allowed)
     return SavedModel(path, attr, var_names, meta)
-
-
-def check_var_names(adata: Any, saved: SavedModel, cls_name: str) -> None:
-    """Refuse an object whose variables differ from the saved ones (scvi-tools only warns)."""
-    import numpy as np
-    import pandas as pd
-    from anndata import AnnData
-    from mudata import MuData
-
-    names = saved.var_names
-    if isinstance(adata, MuData) and isinstance(names, dict):
-        pairs = [(f"adata[{m!r}]", adata.mod[m], names[m]) for m in names if m in adata.mod]
-    elif isinstance(adata, AnnData) and not isinstance(names, dict):
-        pairs = [("adata", adata, names)]
-    else:
-        return
-    for arg, obj, want in pairs:
-        have, want = pd.Index(obj.var_names.astype(str)), pd.Index(np.asarray(want).astype(str))
-        if have.equals(want):
-            continue
-        lost, extra = want.difference(have, sort=False), have.difference(want, sort=False)
-        diff = "; ".join(
-            [f"{len(lost)} of its {len(want)} missing ({list(lost[:5])})"] * bool(len(lost))
-            + [f"{len(extra)} not in the model ({list(extra[:5])})"] * bool(len(extra))
-        )
-        raise InputError(
-            f"`{arg}.var_names` differ from the variables the {cls_name} in {saved.path!r} was "
-            f"trained on: {diff or f'the same {len(want)} in another order'}. Load it onto the "
-            "object it was trained on, or one with exactly those variables in the same order "
-            "(e.g. `adata[:, training_genes].copy()`)."
-        )
 
 
 def _scvi(slot: Any) -> list[str]:

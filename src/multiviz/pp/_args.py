@@ -24,7 +24,7 @@ from .._validate import (
     check_unique_names,
     check_writable,
 )
-from .._validate_args import check_not_backed as _check_not_backed
+from .._validate import check_not_backed as _check_not_backed
 from ._targets import TARGET_TRANSFORMS
 
 GENE_SELECTIONS = ("detection", "seurat_v3", "seurat", "cell_ranger", "none")

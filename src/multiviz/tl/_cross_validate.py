@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
+from multiviz._validate import check_folds, check_level
+
 from .._validate import (
     InputError,
     check_bool,
@@ -18,7 +20,6 @@ from .._validate import (
 )
 from ._cv_checks import (
     baseline_kwargs,
-    check_folds,
     min_training_cells,
     safe_first_call,
     warn_if_linear_is_better,
@@ -26,7 +27,7 @@ from ._cv_checks import (
 )
 from ._cv_scoring import FoldLog, score_folds, write_out_of_fold
 from ._ensemble_fits import check_model_kwargs, fit_sbnn_members, fit_srrr_member
-from ._intervals import LEVEL, check_level
+from ._intervals import LEVEL
 from ._out_of_fold import out_of_fold
 from ._paired_data import check_n_genes, fold_arrays, resolve_inputs
 
@@ -260,7 +261,7 @@ def _check_cv_data(
             "key of a full fit's latent (e.g. 'X_sbnn' after `mv.tl.sbnn`), or None."
         )
     check_model_kwargs(method, kwargs, "cross_validate")
-    from ..train._accelerator import check_accelerator
+    from .._validate import check_accelerator
 
     check_accelerator(kwargs.get("accelerator", "auto"))
     y, _, target, mask = resolve_inputs(mdata, x, y, genes, None, None)

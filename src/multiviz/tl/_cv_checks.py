@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import InputError
-
 # mv.tl.sbnn's minimum number of (training) cells: pre-training holds out 40 % of the
 # cells and clusters the rest into K = 20 k-means clusters (paper Methods), so fewer
 # than 40 cells cannot be pre-trained; without pre-training a batch needs 2 cells.
@@ -26,35 +24,6 @@ def min_training_cells(method: str, kwargs: dict) -> tuple[int, str]:
     if kwargs.get("pretrain", True):
         return _SBNN_MIN_PRETRAIN, "k-means pre-training with a 40 % hold-out, as `mv.tl.sbnn`"
     return _SBNN_MIN_PLAIN, "as `mv.tl.sbnn` without pre-training"
-
-
-def check_folds(folds, n_folds: int) -> list[int]:
-    """``folds``: None (all) or distinct integers in ``0 .. n_folds - 1``."""
-    if folds is None:
-        return list(range(n_folds))
-    if isinstance(folds, int | np.integer) and not isinstance(folds, bool):
-        folds = [folds]
-    try:
-        items = list(folds)
-    except TypeError:
-        raise InputError(
-            f"`folds` must be a list of fold indices in 0..{n_folds - 1}, got {folds!r}."
-        ) from None
-    bad = [
-        f
-        for f in items
-        if isinstance(f, bool) or not isinstance(f, int | np.integer) or not 0 <= f < n_folds
-    ]
-    if not items or bad:
-        raise InputError(
-            f"`folds` must be a non-empty list of fold indices in 0..{n_folds - 1} "
-            f"(`n_folds`={n_folds}); got {folds!r}"
-            + (f", invalid: {bad!r}" if bad else "")
-            + ". Raise `n_folds` or pick folds below it."
-        )
-    if len(set(map(int, items))) != len(items):
-        raise InputError(f"`folds` has repeated fold indices: {folds!r}; list each fold once.")
-    return [int(f) for f in items]
 
 
 def safe_first_call(mdata, x: str, y: str) -> None:

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _logging as logg
-from .._validate import InputError
-from .._validate_args import check_float
+from .._validate import InputError, check_float
 from .._warnings import FitQualityWarning
 from ..metrics._r2 import r2_per_feature, r2_score
 from ._paired_data import PairedArrays

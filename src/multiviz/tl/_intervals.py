@@ -22,17 +22,9 @@ import math
 import numpy as np
 
 from .. import _logging as logg
-from .._validate_args import check_float
 
 #: Default coverage of the intervals written at every fit.
 LEVEL = 0.9
-
-
-def check_level(level: float | None) -> float | None:
-    """``None`` (no intervals) or a coverage strictly between 0 and 1."""
-    if level is None:
-        return None
-    return check_float(level, "interval", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def min_calibration_cells(level: float) -> int:

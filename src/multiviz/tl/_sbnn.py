@@ -6,6 +6,8 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from multiviz._validate import check_level
+
 from .. import _logging as logg
 from .._validate import (
     check_bool,
@@ -28,7 +30,7 @@ from ._heldout import (
     training_part,
     warn_if_weak,
 )
-from ._intervals import LEVEL, check_level, split_conformal
+from ._intervals import LEVEL, split_conformal
 from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
 from ._sbnn_write import write_sbnn
 from ._srrr import fit_srrr
@@ -53,7 +55,7 @@ def _internal_mudata(X: np.ndarray, Y: np.ndarray, genes, features) -> md.MuData
 
 def _check_size(mdata: md.MuData, x: str, y: str | None, genes, bottleneck: int) -> None:
     """The bottleneck against the input genes, the network against memory (nothing read)."""
-    from ..models.sbnn._module import check_sbnn_size
+    from multiviz.models.sbnn._checks import check_sbnn_size
 
     n_input = int(resolve_var_mask(get_modality(mdata, x, "x"), genes, "genes").sum())
     n_output = mdata.mod[resolve_target(mdata, y, "y")].n_vars
@@ -73,8 +75,9 @@ def fit_sbnn(
     **train_kwargs,
 ):
     """Train an :class:`~multiviz.models.SBNN` on arrays (no user object is touched)."""
+    from multiviz.models.sbnn._checks import check_sbnn_size
+
     from ..models.sbnn import SBNN
-    from ..models.sbnn._module import check_sbnn_size
 
     check_sbnn_size(data.X.shape[1], data.Y.shape[1], bottleneck, latent_arg="bottleneck")
     inner = _internal_mudata(data.X, data.Y, data.gene_names, data.feature_names)
@@ -323,7 +326,7 @@ def sbnn(
     >>> mdata.uns["sbnn"]["selected_genes"][:5]
     >>> mv.tl.project(new_mdata, model)  # new cells into the same latent
     """
-    from ..models.sbnn._train_args import check_extra
+    from multiviz.models.sbnn._checks import check_extra
 
     random_state = check_random_state(random_state)
     check_bool(pretrain, "pretrain")

@@ -6,6 +6,8 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from multiviz._validate import check_level
+
 from .. import _logging as logg
 from .._validate import (
     InputError,
@@ -28,7 +30,7 @@ from ._heldout import (
     training_part,
     warn_if_weak,
 )
-from ._intervals import LEVEL, bounds, check_level, split_conformal
+from ._intervals import LEVEL, bounds, split_conformal
 from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
 
 

@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 
 from mudata import MuData
 
-from ..._bounds import check_network_size
 from ..._validate import (
     InputError,
     check_bool,
     check_float,
     check_int,
     check_mudata,
+    check_network_size,
     check_option,
     get_modality,
 )
@@ -89,7 +89,7 @@ def check_arm_sizes(
 
     ``n_latent`` may be at most the number of features of the smallest modality (a wider
     latent cannot be coupled: that arm's latents span fewer dimensions); all arms must
-    fit in the available memory (:func:`multiviz._bounds.check_network_size`). Returns
+    fit in the available memory (:func:`multiviz._validate.check_network_size`). Returns
     ``(n_latent, hidden widths per arm)``.
     """
     n_latent = check_int(n_latent, "n_latent")

@@ -24,17 +24,17 @@ from scvi.train import TrainRunner
 from ..._validate import (
     FitError,
     InputError,
+    check_accelerator,
     check_bool,
     check_fit_finite,
     check_float,
     check_int,
     check_kwargs,
+    check_precision,
+    check_strategy,
 )
 from ...train import fit_context, resolve_progress_bar
-from ...train._accelerator import check_accelerator
-from ...train._precision import check_precision
 from ...train._progress import progress_callbacks
-from ...train._strategy import check_strategy
 from ._data import batcher_of
 from ._loader import CoupledDataSplitter
 

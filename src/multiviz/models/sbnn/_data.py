@@ -12,7 +12,6 @@ the same order, so the same seed gives the same fit either way.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -145,36 +144,6 @@ def forward_all(module, rows: DeviceRows | StreamedRows) -> tuple[np.ndarray, np
     return z_all, pred_all
 
 
-def check_devices(devices, strategy, precision, data_on_device) -> tuple[bool, str | None]:
-    """Validate the device arguments of ``SBNN.train``.
-
-    Returns whether to step per batch (``True``: one Lightning step per minibatch, one fit
-    per phase, for a DDP strategy) and Lightning's name for ``precision`` (None: float32).
-    """
-    from ..._validate import InputError
-    from ...train._precision import check_precision
-
-    if data_on_device not in (None, True, False):
-        raise InputError(f"`data_on_device` must be True, False or None, got {data_on_device!r}.")
-    precision = check_precision(
-        precision,
-        None,  # float16 is refused on every device
-        model="the sBNN",
-        float16_refused="it needs loss scaling, which the sBNN's own per-phase optimisers "
-        "do not do.",
-    )
-    from ...train._strategy import check_strategy
-
-    stepwise = check_strategy(
-        strategy,
-        devices,
-        model="the sBNN",
-        spawn_reason="keep the trained (pruned) network. Use `strategy='ddp'` from a script "
-        "(an `if __name__ == '__main__':` guard is not needed).",
-    )
-    return stepwise, precision
-
-
 def phase_fits(plan, phases) -> list[tuple[int, int]]:
     """Stepwise (DDP): one Lightning fit per phase that trains, ``(epoch offset, steps)``."""
     bounds = np.cumsum([p.epochs for p in phases])
@@ -192,25 +161,3 @@ def fit_epochs(phases, offset: int, stepwise: bool) -> int:
     bounds = np.cumsum([p.epochs for p in phases])
     k = int(np.searchsorted(bounds, offset, side="right"))
     return int(phases[k].epochs)
-
-
-def check_zscore(var: pd.DataFrame, zscore, x: str) -> None:
-    """``zscore=True`` needs finite ``zscore_mean`` and positive ``zscore_std`` columns."""
-    from ..._validate import InputError
-
-    if zscore not in (True, False):
-        raise InputError(f"`zscore` must be True or False, got {zscore!r}.")
-    if not zscore:
-        return
-    cols = ("zscore_mean", "zscore_std")
-    if any(c not in var for c in cols):
-        raise InputError(
-            f"`zscore=True` needs `mdata[{x!r}].var['zscore_mean']` and `['zscore_std']` "
-            "(written by `mv.pp.prepare_paired`); they are missing."
-        )
-    mean, std = (var[c].to_numpy(dtype=float) for c in cols)
-    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-        raise InputError(
-            f"`zscore=True`: `mdata[{x!r}].var['zscore_mean']` must be finite and "
-            "`var['zscore_std']` finite and > 0."
-        )

@@ -40,9 +40,11 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from multiviz.models.sbnn._checks import check_sbnn_size
+
 from ._ensemble import StackedAdam, StackedSBNN
 from ._ensemble_screen import ScreeningMixin, pad_rows
-from ._module import SBNNModule, add_group_lasso_gradient_, check_sbnn_size
+from ._module import SBNNModule, add_group_lasso_gradient_
 from ._plan import HANDOVER, VAL_FRACTION, Phase, SBNNTrainingPlan
 
 

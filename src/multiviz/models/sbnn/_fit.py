@@ -72,8 +72,9 @@ def checked_outcome(
     module, training_plan, Y: torch.Tensor, *, lr: float, lr_finetune: float, what: str
 ) -> tuple[pd.DataFrame, float]:
     """The epoch history and training R²; :class:`~multiviz.FitError` if the fit failed."""
+    from multiviz.models.sbnn._checks import check_outcome
+
     from ...metrics._r2 import r2_score
-    from ._train_args import check_outcome
 
     history = pd.DataFrame(training_plan.epoch_log)
     module.eval()

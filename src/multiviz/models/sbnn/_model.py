@@ -11,12 +11,14 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass
 
+from multiviz.models.sbnn._checks import check_sbnn_size, check_zscore
+
 from ..._validate import InputError, check_random_state
 from . import _plan as plan
-from ._data import check_zscore, make_rows
+from ._data import make_rows
 from ._fit import checked_outcome, log_phases, run_phases
 from ._inference import SBNNInferenceMixin
-from ._module import SBNNModule, check_sbnn_size
+from ._module import SBNNModule
 from ._plan import SBNNTrainingPlan
 
 Y_KEY = "Y"

@@ -7,50 +7,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 from torch.nn import functional as F
 
-from ..._bounds import check_network_size
-from ..._validate import InputError, check_int
 from ._schedule import N_CLUSTERS
-
-
-def check_sbnn_size(
-    n_input: int,
-    n_output: int,
-    n_latent,
-    n_hidden=(512, 128),
-    n_clusters: int | None = None,
-    *,
-    inputs: str = "input genes",
-    latent_arg: str = "n_latent",
-    copies: int = 1,
-) -> tuple[int, tuple[int, int]]:
-    """Check the bottleneck and hidden widths against the data and the machine's memory.
-
-    The bottleneck may be at most the number of input genes; the network (times
-    ``copies`` for an ensemble) must fit in the available memory
-    (:func:`multiviz._bounds.check_network_size`). Returns ``(n_latent, n_hidden)``.
-    """
-    if isinstance(n_hidden, str) or not hasattr(n_hidden, "__len__") or len(n_hidden) != 2:
-        raise InputError(
-            f"`n_hidden` must be two layer widths, e.g. (512, 128) (the paper's), got {n_hidden!r}."
-        )
-    h1, h2 = (check_int(h, "n_hidden") for h in n_hidden)
-    n_latent = check_int(n_latent, latent_arg)
-    check_network_size(
-        "sBNN",
-        n_latent=n_latent,
-        max_latent=int(n_input),
-        max_what=inputs,
-        chains=[
-            [n_input, h1, h2, n_latent],
-            [n_latent, h2, h1, n_output],
-            [h1, n_clusters or N_CLUSTERS],
-        ],
-        n_other=2 * int(n_input),  # z-scoring buffers
-        copies=copies,
-        latent_arg=latent_arg,
-        size_args=f"`{latent_arg}={n_latent}`, `n_hidden={(h1, h2)}`",
-    )
-    return n_latent, (h1, h2)
 
 
 def _glorot(layer: nn.Linear, generator: torch.Generator | None = None) -> nn.Linear:

@@ -11,60 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ... import _logging as logg
 from ..._validate import (
-    FitError,
     InputError,
     check_bool,
-    check_fit_finite,
     check_float,
     check_int,
-    check_kwargs,
     check_option,
     check_positive_int,
 )
-from ..._warnings import FitQualityWarning
-from ...train import TRAINING_VOCABULARY
 from . import _plan as plan
-
-SCHEDULE_ARGS = (
-    "pretrain_epochs",
-    "frozen_epochs",
-    "unfrozen_epochs",
-    "no_pretrain_epochs",
-    "pruned_epochs",
-    "gene_decoder_epochs",
+from ._checks import (  # noqa: F401  (TRAIN_ARGS: re-exported)
+    GARBAGE_R2,
+    SCHEDULE_ARGS,
+    TRAIN_ARGS,
+    WEAK_CE_MARGIN,
+    check_extra,
 )
-"""The phase-length arguments that ``max_epochs`` scales."""
-
-TRAIN_ARGS = (
-    "pretrain",
-    *SCHEDULE_ARGS,
-    "n_genes",
-    "lasso",
-    "lr",
-    "lr_finetune",
-    "ridge",
-    "batch_size",
-    "val_fraction",
-    "handover",
-    *(name for name in TRAINING_VOCABULARY if name != "batch_size"),
-)
-"""Every keyword :meth:`SBNN.train` (and, through it, ``mv.tl.sbnn``) accepts."""
-
-GARBAGE_R2 = -0.5
-"""Training R² below this is a failed fit (the mean predictor scores 0)."""
-
-WEAK_CE_MARGIN = 0.05
-"""The last pre-training epoch must beat the class-frequency validation cross-entropy by
-5 %, else the fit is reported as not having found a signal."""
-
-
-def check_extra(kwargs: dict[str, Any], where: str) -> None:
-    """Unknown keywords → :class:`InputError` listing the valid names."""
-    check_kwargs(kwargs, TRAIN_ARGS, where)
 
 
 def resolve_schedule(
@@ -160,8 +123,9 @@ def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> t
     Returns whether training runs one Lightning fit per phase (DDP), the precision and
     the phases of the schedule.
     """
-    from ...train._accelerator import check_accelerator
-    from ._data import check_devices
+    from multiviz.models.sbnn._checks import check_devices
+
+    from ..._validate import check_accelerator
     from ._schedule import PAPER_EPOCHS
 
     check_extra(kwargs, "SBNN.train")
@@ -205,83 +169,3 @@ _SCHEDULE_ARGS = (
     "handover",
     "early_stopping",
 )
-
-
-def failing_phase(history, n_targets: int) -> str:
-    """The first phase whose loss is non-finite or far above the mean predictor's."""
-    if history is None or len(history) == 0:
-        return "the first phase"
-    for name in dict.fromkeys(history["phase"]):
-        sub = history[history["phase"] == name]
-        fit = sub["fit"].to_numpy(dtype=float)
-        limit = 20.0 * np.log(max(plan.N_CLUSTERS, 2)) if name == "pretrain" else 20.0
-        if not np.all(np.isfinite(fit)) or fit[-1] > limit:
-            return f"phase {name!r}"
-    return f"phase {history['phase'].iloc[-1]!r}"
-
-
-def check_outcome(
-    *,
-    history,
-    outputs: list,
-    r2_train: float,
-    lr: float,
-    lr_finetune: float,
-    n_cells: int,
-    n_targets: int,
-    model: str,
-    baseline_val_ce: float | None = None,
-) -> None:
-    """Raise on divergence or garbage; warn when the fit does not beat a trivial baseline.
-
-    The baselines: the mean predictor on the training cells (training R² 0) and, with
-    pre-training, the class-frequency predictor on the held-out pre-training cells (their
-    k-means labels): a pre-trained network (the last epoch, the one handed over) whose
-    validation cross-entropy is not :data:`WEAK_CE_MARGIN` below it has found no signal
-    the genes carry about the targets. (The best epoch is no guide: on 80 cells with
-    random targets it beat the baseline by up to 12 % by chance.)
-    """
-    hint = (
-        f"The learning rates were lr={lr:g}, lr_finetune={lr_finetune:g}; lower them "
-        "(paper: 1e-4 and 5e-5)"
-    )
-    loss = None if history is None else history[["loss", "fit"]].to_numpy(dtype=float)
-    phase = failing_phase(history, n_targets)
-    check_fit_finite([loss, *outputs], model=model, phase=phase, hint=hint)
-    if not np.isfinite(r2_train) or r2_train < GARBAGE_R2:
-        raise FitError(
-            f"{model} failed during {phase}: the training R² is {r2_train:.3g}, far below the "
-            f"mean predictor's 0. {hint}. Nothing was written into your object."
-        )
-    cause = (
-        "Likely causes: too few cells (%d) for the network, too few optimisation steps, or "
-        "too strong a group lasso. Try `pretrain=False`, more epochs (`max_epochs`), a "
-        "smaller `lasso`, or the linear `mv.tl.srrr`, and check the held-out score with "
-        "`mv.tl.cross_validate`."
-    )
-    if baseline_val_ce is not None and history is not None and "val_cross_entropy" in history:
-        last = float(history["val_cross_entropy"].dropna().iloc[-1])
-        if last > (1.0 - WEAK_CE_MARGIN) * baseline_val_ce:
-            logg.warning(
-                "%s's pre-trained network (handed to the regression) does not beat the "
-                "class-frequency baseline on its held-out pre-training cells (validation "
-                "cross-entropy %.3f vs %.3f): the classifier over-fitted its clusters or found "
-                "no signal, so the layers it hands over may not help. The regression can still "
-                "predict well: compare the fit's held-out R² with sRRR's (`mv.tl.sbnn` writes "
-                "`r2_heldout` and `r2_heldout_linear`). If it is not better: " + cause,
-                model,
-                last,
-                baseline_val_ce,
-                n_cells,
-                category=FitQualityWarning,
-            )
-            return
-    if r2_train <= 0.0:
-        logg.warning(
-            "%s does not beat the mean predictor on its own training cells (training R² "
-            "%.3f <= 0). " + cause,
-            model,
-            r2_train,
-            n_cells,
-            category=FitQualityWarning,
-        )

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from multiviz._bounds import check_network_size
 from multiviz._validate import (
     InputError,
     check_counts,
     check_finite,
     check_float,
     check_int,
+    check_network_size,
     check_option,
     check_random_state,
 )
@@ -116,7 +116,7 @@ def check_sivae_size(
     """Latent, hidden and feature-input sizes against the data and the available memory.
 
     ``n_latent`` may be at most the number of genes; both VAEs, their free last layer and
-    the feature-wise input must fit in memory (:func:`multiviz._bounds.check_network_size`).
+    the feature-wise input must fit in memory (:func:`multiviz._validate.check_network_size`).
 
     Returns
     -------
@@ -185,9 +185,7 @@ def check_train_args(
     ``(precision, batch_size, gene_batch_size_pretrain, joint_batch_size, lr,
     weight_decay)``, validated (``joint_batch_size=None`` resolved).
     """
-    from multiviz.train._accelerator import check_accelerator
-    from multiviz.train._precision import check_precision
-    from multiviz.train._strategy import check_strategy
+    from multiviz._validate import check_accelerator, check_precision, check_strategy
 
     check_strategy(
         strategy,

@@ -8,7 +8,7 @@ failed call leaves the user's object exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,21 +16,14 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from ._validate_base import InputError
+from .._validate_base import InputError
+
+if TYPE_CHECKING:
+    from ..models._save import SavedModel
 
 __all__ = [
-    "FitError",
     "InputError",
-    "check_bool",
-    "check_pattern",
-    "check_str",
-    "check_fit_finite",
-    "check_float",
-    "check_int",
-    "check_kwargs",
-    "check_no_nan_labels",
-    "check_unique_names",
-    "check_writable",
+    "MAX_SEED",
     "check_anndata",
     "check_counts",
     "check_finite",
@@ -40,11 +33,12 @@ __all__ = [
     "check_numeric",
     "check_option",
     "check_paired",
+    "check_var_names",
     "check_positive_int",
     "check_random_state",
-    "MAX_SEED",
     "get_layer",
     "get_modality",
+    "layer_names",
     "resolve_target",
     "resolve_var_mask",
 ]
@@ -347,16 +341,32 @@ def resolve_var_mask(adata: AnnData, genes: Any, arg: str = "genes") -> np.ndarr
     return np.asarray(mask, dtype=bool)
 
 
-from ._validate_args import (  # noqa: E402  (re-exported: one import place for every check)
-    FitError,
-    check_bool,
-    check_fit_finite,
-    check_float,
-    check_int,
-    check_kwargs,
-    check_no_nan_labels,
-    check_pattern,
-    check_str,
-    check_unique_names,
-    check_writable,
-)
+def check_var_names(adata: Any, saved: SavedModel, cls_name: str) -> None:
+    """Refuse an object whose variables differ from the saved ones (scvi-tools only warns)."""
+    import numpy as np
+    import pandas as pd
+    from anndata import AnnData
+    from mudata import MuData
+
+    names = saved.var_names
+    if isinstance(adata, MuData) and isinstance(names, dict):
+        pairs = [(f"adata[{m!r}]", adata.mod[m], names[m]) for m in names if m in adata.mod]
+    elif isinstance(adata, AnnData) and not isinstance(names, dict):
+        pairs = [("adata", adata, names)]
+    else:
+        return
+    for arg, obj, want in pairs:
+        have, want = pd.Index(obj.var_names.astype(str)), pd.Index(np.asarray(want).astype(str))
+        if have.equals(want):
+            continue
+        lost, extra = want.difference(have, sort=False), have.difference(want, sort=False)
+        diff = "; ".join(
+            [f"{len(lost)} of its {len(want)} missing ({list(lost[:5])})"] * bool(len(lost))
+            + [f"{len(extra)} not in the model ({list(extra[:5])})"] * bool(len(extra))
+        )
+        raise InputError(
+            f"`{arg}.var_names` differ from the variables the {cls_name} in {saved.path!r} was "
+            f"trained on: {diff or f'the same {len(want)} in another order'}. Load it onto the "
+            "object it was trained on, or one with exactly those variables in the same order "
+            "(e.g. `adata[:, training_genes].copy()`)."
+        )

@@ -18,21 +18,23 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from ._validate_base import InputError
+from .._validate_base import InputError
 
 __all__ = [
-    "FitError",
     "check_bool",
     "check_fit_finite",
     "check_float",
+    "check_folds",
     "check_int",
     "check_kwargs",
-    "check_not_backed",
+    "check_level",
     "check_no_nan_labels",
+    "check_not_backed",
     "check_pattern",
     "check_str",
     "check_unique_names",
     "check_writable",
+    "FitError",
 ]
 
 
@@ -233,3 +235,39 @@ def check_fit_finite(values: Any, *, model: str, phase: str, hint: str) -> None:
             f"{model} diverged during {phase}: {bad} of {total} values are NaN or infinite. "
             f"{hint}. Nothing was written into your object."
         )
+
+
+def check_level(level: float | None) -> float | None:
+    """``None`` (no intervals) or a coverage strictly between 0 and 1."""
+    if level is None:
+        return None
+    return check_float(level, "interval", low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def check_folds(folds, n_folds: int) -> list[int]:
+    """``folds``: None (all) or distinct integers in ``0 .. n_folds - 1``."""
+    if folds is None:
+        return list(range(n_folds))
+    if isinstance(folds, int | np.integer) and not isinstance(folds, bool):
+        folds = [folds]
+    try:
+        items = list(folds)
+    except TypeError:
+        raise InputError(
+            f"`folds` must be a list of fold indices in 0..{n_folds - 1}, got {folds!r}."
+        ) from None
+    bad = [
+        f
+        for f in items
+        if isinstance(f, bool) or not isinstance(f, int | np.integer) or not 0 <= f < n_folds
+    ]
+    if not items or bad:
+        raise InputError(
+            f"`folds` must be a non-empty list of fold indices in 0..{n_folds - 1} "
+            f"(`n_folds`={n_folds}); got {folds!r}"
+            + (f", invalid: {bad!r}" if bad else "")
+            + ". Raise `n_folds` or pick folds below it."
+        )
+    if len(set(map(int, items))) != len(items):
+        raise InputError(f"`folds` has repeated fold indices: {folds!r}; list each fold once.")
+    return [int(f) for f in items]
