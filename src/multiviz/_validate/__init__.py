@@ -28,7 +28,7 @@ from ._args import (
     check_unique_names,
     check_writable,
 )
-from ._data import (  # noqa: F401  (_values: re-exported for tl._paired_data)
+from ._data import (  # noqa: F401  (_values: re-exported for tl._checks)
     MAX_SEED,
     _values,
     check_anndata,
@@ -43,6 +43,7 @@ from ._data import (  # noqa: F401  (_values: re-exported for tl._paired_data)
     check_positive_int,
     check_random_state,
     check_var_names,
+    check_varying_genes,
     get_layer,
     get_modality,
     layer_names,
@@ -88,6 +89,7 @@ __all__ = [
     "check_option",
     "check_paired",
     "check_var_names",
+    "check_varying_genes",
     "check_pattern",
     "check_positive_int",
     "check_precision",

@@ -34,6 +34,7 @@ __all__ = [
     "check_option",
     "check_paired",
     "check_var_names",
+    "check_varying_genes",
     "check_positive_int",
     "check_random_state",
     "get_layer",
@@ -255,6 +256,24 @@ def check_n_top(n_top: int, n_vars: int, arg: str = "n_top_genes") -> None:
         raise InputError(
             f"`{arg}={n_top}` is larger than the number of genes available ({n_vars}). "
             f"Choose `{arg}` <= {n_vars}."
+        )
+
+
+def check_varying_genes(X: np.ndarray, n_genes: int) -> None:
+    """Refuse a gene budget above the genes that vary: a constant gene is never selected.
+
+    A gene constant over the fitting cells (e.g. all zero) has no gradient under the
+    group lasso, so no penalty selects it; ``n_genes`` above the varying genes would
+    only end in a penalty path that never reaches the budget.
+    """
+    n_varying = int(np.count_nonzero(np.ptp(np.asarray(X), axis=0) > 0)) if len(X) else 0
+    if n_genes > n_varying:
+        n_constant = X.shape[1] - n_varying
+        raise InputError(
+            f"`n_genes`={n_genes} exceeds the {n_varying} genes that vary over the fitting "
+            f"cells: {n_constant} of the {X.shape[1]} genes are constant there (zero "
+            "variance, e.g. all zero) and can never be selected. Lower `n_genes` to at most "
+            f"{n_varying}, or drop the constant genes (e.g. pass the varying ones as `genes=`)."
         )
 
 

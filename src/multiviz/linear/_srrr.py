@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskElasticNet
 
 from .. import _logging as logg
-from .._validate import InputError
+from .._validate import check_varying_genes
 from .._warnings import FitQualityWarning
 
 
@@ -241,24 +241,6 @@ def lambda_max(X, Y, rank: int, alpha: float = 1.0) -> float:
     V = _initial_v(Xc, Yc, rank)
     grad = Xc.T @ (Yc @ V) / Xc.shape[0]
     return float(np.linalg.norm(grad, axis=1).max() / max(alpha, 1e-3))
-
-
-def check_varying_genes(X: np.ndarray, n_genes: int) -> None:
-    """Refuse a gene budget above the genes that vary: a constant gene is never selected.
-
-    A gene constant over the fitting cells (e.g. all zero) has no gradient under the
-    group lasso, so no penalty selects it; ``n_genes`` above the varying genes would
-    only end in a penalty path that never reaches the budget.
-    """
-    n_varying = int(np.count_nonzero(np.ptp(np.asarray(X), axis=0) > 0)) if len(X) else 0
-    if n_genes > n_varying:
-        n_constant = X.shape[1] - n_varying
-        raise InputError(
-            f"`n_genes`={n_genes} exceeds the {n_varying} genes that vary over the fitting "
-            f"cells: {n_constant} of the {X.shape[1]} genes are constant there (zero "
-            "variance, e.g. all zero) and can never be selected. Lower `n_genes` to at most "
-            f"{n_varying}, or drop the constant genes (e.g. pass the varying ones as `genes=`)."
-        )
 
 
 def srrr_budget(

@@ -25,7 +25,8 @@ from .._validate import (
 )
 from .._warnings import DataWarning
 from ._args import all_excluded_error, excluded_mask
-from ._targets import check_log_features, check_some_varying, resolve_target_transform
+from ._checks import check_log_features, check_some_varying
+from ._targets import resolve_target_transform
 
 
 class CheckedInputs(NamedTuple):

@@ -13,7 +13,8 @@ from scipy import sparse
 from .. import _logging as logg
 from .._blocks import row_slices
 from .._warnings import DataWarning
-from ._args import TECHNICAL_GENES, check_prepare_args
+from ._args import TECHNICAL_GENES
+from ._checks import check_prepare_args
 from ._gene_selection import detection_gene_selection
 from ._paired_steps import (
     CheckedInputs,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from anndata import AnnData
 
 from .._validate import InputError
 
@@ -91,49 +90,3 @@ def transform_targets(
     if transform == "log1p":
         return np.log1p(out)
     return out
-
-
-def check_log_features(
-    target: AnnData, y: str, y_kept: np.ndarray, log_features: list[str], transform: str | None
-) -> np.ndarray:
-    """Mask of the ``log_features`` columns, after checking they exist and are > 0."""
-    missing = [f for f in log_features if f not in target.var_names]
-    if missing:
-        raise InputError(
-            f"`log_features` names features not in mdata[{y!r}].var_names: {missing}; "
-            f"available: {list(target.var_names)}."
-        )
-    log_mask = np.asarray(target.var_names.isin(log_features))
-    if log_mask.any() and transform in ("clr", "log1p"):
-        raise InputError(
-            f"`log_features` takes the log of single features, but `target_transform={transform!r}` "
-            "already log-transforms every feature. Pass `log_features` only with "
-            "`target_transform='zscore'` (the sBNN recipe for ephys) or None."
-        )
-    bad = [
-        f"{f!r} ({int((y_kept[:, j] <= 0).sum())} values <= 0)"
-        for j, f in enumerate(target.var_names)
-        if log_mask[j] and (y_kept[:, j] <= 0).any()
-    ]
-    if bad:
-        raise InputError(
-            f"`log_features` must be strictly positive to take their log: {', '.join(bad)}. "
-            "For counts with zeros use `target_transform='log1p'` (all features) or "
-            "`target_transform='clr'` (ADT counts) instead of adding a pseudo-count by hand."
-        )
-    return log_mask
-
-
-def check_some_varying(values: np.ndarray, y: str) -> None:
-    """Refuse targets in which every feature is constant: there is nothing to predict."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape[0] < 2 or values.shape[1] == 0:
-        return
-    with np.errstate(invalid="ignore"):
-        spread = np.nanmax(values, axis=0) - np.nanmin(values, axis=0)
-    if not (spread > 0).any():
-        raise InputError(
-            f"Every target feature of mdata[{y!r}] is constant over the {values.shape[0]} "
-            f"cells ({values.shape[1]} features): there is nothing to predict. Check that `y` "
-            "names the right modality and that its values were filled in (not a placeholder)."
-        )

@@ -25,7 +25,7 @@ from .._validate import (
     get_modality,
 )
 from .._warnings import DataWarning
-from ._cca_checks import (
+from ._checks import (
     check_cca_sizes,
     check_new_features,
     check_paired_cells,
@@ -46,7 +46,7 @@ class PCCCA:
 
     def __init__(self, n_components: int = 3, n_pcs: Sequence[int] = (20, 20), random_state=0):
         self.n_components = n_components
-        self.n_pcs = tuple(n_pcs)  # mv.tl.cca passes them already capped (_cca_checks)
+        self.n_pcs = tuple(n_pcs)  # mv.tl.cca passes them already capped (_checks)
         self.random_state = random_state
 
     def fit(self, Xa: np.ndarray, Xb: np.ndarray) -> PCCCA:

@@ -22,8 +22,8 @@ from .._validate import (
     check_str,
     check_writable,
 )
+from ._checks import check_model_kwargs
 from ._cv_checks import min_training_cells
-from ._ensemble_fits import check_model_kwargs
 from ._paired_data import resolve_inputs
 
 _NAMES = {"srrr": "sRRR", "sbnn": "sBNN"}

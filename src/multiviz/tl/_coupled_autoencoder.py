@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from mudata import MuData
-from scipy import sparse
 
 from .._validate import (
     InputError,
@@ -20,8 +18,8 @@ from .._validate import (
     check_str,
     check_unique_names,
     check_writable,
-    get_layer,
 )
+from ._checks import check_standardised
 from ._coupled_heldout import (
     TRAIN_SIZE,
 )
@@ -29,7 +27,7 @@ from ._coupled_heldout import (
 if TYPE_CHECKING:
     from ..models import CoupledAutoencoder
 
-__all__ = ["check_standardised", "coupled_autoencoder"]
+__all__ = ["coupled_autoencoder"]
 
 #: ``train()`` keywords the function forwards (the shared vocabulary plus the schedule).
 _TRAIN_KWARGS = (
@@ -51,44 +49,6 @@ _MODEL_KWARGS = (
     "msv_method",
     "latent_norm",
 )
-
-
-def check_standardised(mdata: MuData, modalities: Sequence[str], layers: Mapping) -> None:
-    """Refuse raw input: integer counts, or features far from a standardised scale.
-
-    The paper (and :func:`multiviz.pp.prepare_paired`) log-normalises the counts and
-    z-scores both modalities; on raw counts or raw ephys values the reconstruction weights
-    α and the coupling's scale have no meaning.
-    """
-    for mod in modalities:
-        X = get_layer(mdata.mod[mod], layers.get(mod), f"layers[{mod!r}]")
-        vals = X.data if sparse.issparse(X) else np.asarray(X)
-        vals = vals[np.isfinite(vals)] if vals.dtype.kind == "f" else vals
-        if vals.size == 0:
-            continue
-        hint = (
-            "Preprocess first, e.g. `mv.pp.prepare_paired(mdata, x='rna', y='ephys')` "
-            "(log-normalise the counts, z-score both modalities)."
-        )
-        if vals.min() >= 0 and vals.max() > 20 and np.all(vals == np.round(vals)):
-            raise InputError(
-                f"`mdata[{mod!r}]` holds raw counts (non-negative integers up to "
-                f"{vals.max():.0f}). {hint}"
-            )
-        with np.errstate(all="ignore"):
-            if sparse.issparse(X):  # column moments without densifying the cells
-                mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
-                sq = np.asarray(X.multiply(X).mean(axis=0), dtype=np.float64).ravel()
-                sd = np.sqrt(np.maximum(sq - mean**2, 0.0))
-            else:
-                dense = np.asarray(X, dtype=np.float64)
-                mean, sd = np.nanmean(dense, axis=0), np.nanstd(dense, axis=0)
-            scale = np.nanmax(np.abs(mean) + sd)
-        if scale > 100:
-            raise InputError(
-                f"`mdata[{mod!r}]` is not standardised (a feature's |mean| + SD is "
-                f"{scale:.3g}). {hint}"
-            )
 
 
 def coupled_autoencoder(

@@ -18,6 +18,7 @@ from .._validate import (
     check_unique_names,
     check_writable,
 )
+from ._checks import check_model_kwargs, check_n_genes
 from ._cv_checks import (
     baseline_kwargs,
     min_training_cells,
@@ -26,10 +27,10 @@ from ._cv_checks import (
     warn_if_no_better_than_mean,
 )
 from ._cv_scoring import FoldLog, score_folds, write_out_of_fold
-from ._ensemble_fits import check_model_kwargs, fit_sbnn_members, fit_srrr_member
+from ._ensemble_fits import fit_sbnn_members, fit_srrr_member
 from ._intervals import LEVEL
 from ._out_of_fold import out_of_fold
-from ._paired_data import check_n_genes, fold_arrays, resolve_inputs
+from ._paired_data import fold_arrays, resolve_inputs
 
 
 def cv_folds(n_obs: int, n_folds: int = 10, random_state: int = 0) -> np.ndarray:

@@ -29,7 +29,7 @@ def min_training_cells(method: str, kwargs: dict) -> tuple[int, str]:
 def safe_first_call(mdata, x: str, y: str) -> None:
     """The single-model check for unprepared input (raw counts, un-z-scored targets)."""
     try:
-        from ._paired_data import check_prepared  # type: ignore[attr-defined]
+        from ._checks import check_prepared
     except ImportError:
         return
     check_prepared(mdata, x, y)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import InputError, check_float, check_int, check_kwargs, check_option
+from .._validate import InputError
 from ..models.sbnn._train_args import TRAIN_ARGS
 from ._paired_data import PairedArrays
 
@@ -39,40 +39,6 @@ class Fitted:
     seconds: float
     weight_norms: np.ndarray | None = None
     history: object | None = None
-
-
-def check_model_kwargs(method: str, kwargs: dict, where: str) -> None:
-    """Unknown names and out-of-range values are rejected before any work."""
-    allowed = (
-        SRRR_ARGS
-        if method == "srrr"
-        else (*SBNN_MODEL_ARGS, *SBNN_TRAIN_ARGS, "gene_decoder_epochs")
-    )
-    check_kwargs(kwargs, allowed, where)
-    for name in ("pretrain_epochs", "frozen_epochs", "unfrozen_epochs", "no_pretrain_epochs"):
-        if name in kwargs:
-            check_int(kwargs[name], name, minimum=0)
-    for name in ("pruned_epochs", "batch_size", "bottleneck", "rank"):
-        if name in kwargs:
-            check_int(kwargs[name], name, minimum=1)
-    for name in ("lr", "lr_finetune"):
-        if name in kwargs:
-            check_float(kwargs[name], name, low=0.0, low_open=True, high=1.0)
-    if "lasso" in kwargs:
-        check_float(kwargs["lasso"], "lasso", low=0.0)
-    if "val_fraction" in kwargs:
-        check_float(
-            kwargs["val_fraction"], "val_fraction", low=0.0, high=1.0, low_open=True, high_open=True
-        )
-    if "handover" in kwargs:
-        check_option(kwargs["handover"], ("last", "best"), "handover")
-    if "pretrain" in kwargs:
-        check_option(kwargs["pretrain"], (True, False), "pretrain")
-    if kwargs.get("gene_decoder_epochs"):
-        raise InputError(
-            "`gene_decoder_epochs` does not affect the predictions or the gene selection, so "
-            "cross-validation does not train the gene decoder; leave it out."
-        )
 
 
 def _module_forward(module) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:

@@ -15,10 +15,8 @@ from scipy import sparse
 from .. import _logging as logg
 from .._validate import (
     InputError,
-    _values,
     check_finite,
     check_mudata,
-    check_numeric,
     check_paired,
     get_layer,
     get_modality,
@@ -26,9 +24,6 @@ from .._validate import (
     resolve_var_mask,
 )
 from .._warnings import DataWarning
-
-FEW_CELLS = 10
-"""Below this many cells, :func:`check_prepared` refuses only clearly unscaled targets."""
 
 
 @dataclass
@@ -80,62 +75,6 @@ def varying_features(Y: np.ndarray, names, y: str) -> np.ndarray:
             category=DataWarning,
         )
     return keep
-
-
-def check_prepared(mdata: MuData, x: str = "rna", y: str | None = None) -> None:
-    """Refuse unprocessed input: raw counts in ``x`` or targets that are not z-scored.
-
-    The sBNN and sRRR take z-scored log expression and z-scored targets (the paper's
-    preprocessing, :func:`multiviz.pp.prepare_paired`). Raw counts (non-negative integers)
-    let a handful of highly expressed genes (mitochondrial, *Actb*, spike-ins) dominate
-    and give meaningless scores, so they are an error. Targets count as z-scored when
-    every feature's mean is within ±1 and its SD within [0.2, 5] (a subset of prepared
-    cells passes). The cell count is checked first: fewer than 2 cells is an error, and
-    fewer than :data:`FEW_CELLS` cannot tell a subset of z-scored cells from unscaled
-    data, so only clearly unscaled targets (mean outside ±5, SD above 20) are refused
-    there and the tool's own minimum number of cells speaks.
-    """
-    y = resolve_target(mdata, y, "y")
-    rna, target = get_modality(mdata, x, "x"), mdata.mod[y]
-    if mdata.n_obs < 2:
-        raise InputError(
-            f"`mdata` has {mdata.n_obs} cells: too few cells to fit a model (at least 2, and "
-            "sRRR needs 3, the sBNN 40 with pre-training). Use more cells."
-        )
-    check_numeric(target.X, f"mdata[{y!r}].X (the target modality)", names=target.var_names)
-    hint = (
-        f"Run `mv.pp.prepare_paired(mdata, x={x!r}, y={y!r})` first: it normalises and "
-        "log-transforms the counts and z-scores genes and targets (the sBNN paper's recipe)."
-    )
-    X = rna.X
-    if X is not None:
-        vals = _values(X)
-        if (
-            vals.size
-            and vals.dtype.kind in "iub"
-            or (
-                vals.size
-                and vals.min() >= 0
-                and np.array_equal(vals, np.round(vals))
-                and vals.max() > 1
-            )
-        ):
-            raise InputError(f"`mdata[{x!r}].X` holds raw counts (non-negative integers). {hint}")
-    Y = np.asarray(_values(target.X) if not sparse.issparse(target.X) else target.X.toarray())
-    if Y.size and Y.shape[0] > 1:
-        Y = Y.astype(np.float64)
-        mean, sd = np.nanmean(Y, axis=0), np.nanstd(Y, axis=0)
-        varying = sd > 0
-        if Y.shape[0] < FEW_CELLS:  # a few cells of z-scored data stray far from 0 / 1
-            bad = varying & ((np.abs(mean) > 5) | (sd > 20))
-        else:
-            bad = varying & ((np.abs(mean) > 1) | (sd < 0.2) | (sd > 5))
-        if bad.any():
-            names = [str(n) for n in target.var_names[bad][:5]]
-            raise InputError(
-                f"`mdata[{y!r}].X` is not z-scored ({int(bad.sum())} features with a mean "
-                f"outside ±1 or an SD outside [0.2, 5], e.g. {names}). {hint}"
-            )
 
 
 def _dense(M) -> np.ndarray:
@@ -223,14 +162,3 @@ def fold_arrays(mdata: MuData, train: np.ndarray, test: np.ndarray, *, x="rna", 
         apply_zscore(expr[test], xm, xs), apply_zscore(targ[test], ym, ys), mask, *names, x, y, keep
     )
     return tr, te
-
-
-def check_n_genes(n_genes: int, n_available: int) -> None:
-    """``n_genes`` must not exceed the genes available to the model."""
-    if isinstance(n_genes, bool) or not isinstance(n_genes, int | np.integer) or n_genes < 1:
-        raise InputError(f"`n_genes` must be a positive integer, got {n_genes!r}.")
-    if n_genes > n_available:
-        raise InputError(
-            f"`n_genes`={n_genes} exceeds the {n_available} genes available to the model; "
-            "lower `n_genes` or widen `genes`."
-        )

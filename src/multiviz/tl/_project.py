@@ -10,14 +10,12 @@ from .. import _logging as logg
 from .._validate import (
     InputError,
     check_bool,
-    check_finite,
     check_fit_finite,
     check_str,
     check_unique_names,
     check_writable,
-    get_layer,
-    get_modality,
 )
+from ._checks import check_new_cells
 from ._intervals import bounds
 from ._paired_data import PairedArrays
 
@@ -49,23 +47,6 @@ def paired_preprocessing(mdata: md.MuData, data: PairedArrays) -> dict:
     prep["features"] = [str(f) for f in target.var_names]
     prep["features_kept"] = [str(f) for f in data.feature_names]
     return prep
-
-
-def check_new_cells(mdata: md.MuData, x: str) -> None:
-    """Refuse new cells the model cannot read: no cells, or NaN/inf in the gene modality.
-
-    Checked before the model looks for raw counts, so an empty object or NaN counts are
-    named as such rather than as "needs raw counts".
-    """
-    rna = get_modality(mdata, x, "x")
-    if mdata.n_obs == 0 or rna.n_obs == 0:
-        raise InputError(
-            f"`mdata[{x!r}]` has no cells (n_obs == 0): there is nothing to project. Pass "
-            "the new cells, e.g. `mdata[mask].copy()` with a non-empty `mask`."
-        )
-    layer = "counts" if "counts" in rna.layers else None
-    where = f"mdata[{x!r}]." + ("layers['counts']" if layer else "X")
-    check_finite(get_layer(rna, layer), where)
 
 
 def project(

@@ -22,6 +22,7 @@ from .._validate import (
     resolve_var_mask,
 )
 from ..metrics._r2 import r2_score
+from ._checks import check_n_genes, check_prepared
 from ._heldout import (
     Split,
     describe,
@@ -31,7 +32,7 @@ from ._heldout import (
     warn_if_weak,
 )
 from ._intervals import LEVEL, split_conformal
-from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
+from ._paired_data import PairedArrays, full_arrays
 from ._sbnn_write import write_sbnn
 from ._srrr import fit_srrr
 

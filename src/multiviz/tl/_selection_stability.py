@@ -19,10 +19,11 @@ from .._validate import (
     check_writable,
 )
 from ..metrics._stability import mean_pairwise_jaccard, mean_pairwise_overlap
+from ._checks import check_model_kwargs, check_n_genes
 from ._cross_validate import cv_folds
 from ._cv_checks import min_training_cells, safe_first_call
-from ._ensemble_fits import check_model_kwargs, fit_sbnn_members, fit_srrr_member
-from ._paired_data import check_n_genes, fold_arrays, full_arrays, resolve_inputs
+from ._ensemble_fits import fit_sbnn_members, fit_srrr_member
+from ._paired_data import fold_arrays, full_arrays, resolve_inputs
 from ._ranking import consensus_genes, consensus_ranking
 
 

@@ -22,6 +22,7 @@ from .._validate import (
     check_writable,
 )
 from ..linear._srrr import srrr_budget, srrr_fit
+from ._checks import check_n_genes, check_prepared
 from ._heldout import (
     describe,
     heldout_scores,
@@ -31,7 +32,7 @@ from ._heldout import (
     warn_if_weak,
 )
 from ._intervals import LEVEL, bounds, split_conformal
-from ._paired_data import PairedArrays, check_n_genes, check_prepared, full_arrays
+from ._paired_data import PairedArrays, full_arrays
 
 
 def fit_srrr(
