@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 from mudata import MuData
 
+from .._docs import FIGSIZE, FIGURE, doc_params
 from .._validate import InputError
-from ._docs import figure_doc
 from ._utils import finish, new_axes
 
 _COLUMNS = {"feature", "diff", "ci_low", "ci_high", "wins", "n_folds"}
@@ -50,7 +50,7 @@ def _read(data, key: str) -> tuple[pd.DataFrame, str, dict]:
     return table, verdict, params
 
 
-@figure_doc
+@doc_params(figure=FIGURE, figsize=FIGSIZE)
 def compare_methods(
     data: MuData | pd.DataFrame,
     key: str = "compare_srrr_sbnn",
@@ -78,14 +78,8 @@ def compare_methods(
         ``uns`` key of the comparison (its ``key_added``; default for sRRR vs sBNN).
     ax
         Draw into this Axes.
-    figsize
-        Figure size when a new figure is made.
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {figsize}
+    {figure}
 
     Examples
     --------

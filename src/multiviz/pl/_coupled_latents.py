@@ -10,8 +10,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from .._docs import AX_PANELS, FIGURE, PAIRED_EXAMPLE, doc_params
 from .._validate import InputError, check_mudata
-from ._docs import figure_doc
 from ._utils import (
     as_categories,
     category_palette,
@@ -30,7 +30,7 @@ def _labels(mdata: MuData, color: str | None) -> tuple[np.ndarray, list[str]]:
     return as_categories(mdata.obs[color])
 
 
-@figure_doc
+@doc_params(figure=FIGURE, ax_panels=AX_PANELS, paired_example=PAIRED_EXAMPLE)
 def coupled_latents(
     mdata: MuData,
     *,
@@ -66,20 +66,12 @@ def coupled_latents(
         Latent dimensions on the x and y axes.
     size
         Marker size.
-    ax, figsize
-        Draw into ``ax`` (its area is split into panels); figure size.
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {ax_panels}
+    {figure}
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> mv.tl.cca(mdata, n_components=2)
     >>> mv.pl.coupled_latents(mdata, key="cca", color="cell_type")
     """

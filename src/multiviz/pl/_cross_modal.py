@@ -10,12 +10,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from .._docs import AX_PANELS, FIGURE, PAIRED_EXAMPLE, doc_params
 from .._validate import InputError, check_mudata, get_layer, get_modality
-from ._docs import figure_doc
 from ._utils import finish, new_figure
 
 
-@figure_doc
+@doc_params(figure=FIGURE, ax_panels=AX_PANELS, paired_example=PAIRED_EXAMPLE)
 def cross_modal(
     mdata: MuData,
     *,
@@ -48,20 +48,12 @@ def cross_modal(
         Feature names, or a number: that many features with the best prediction correlation.
     layer
         Observed values (default ``.X``, the model's input space).
-    ax, figsize
-        Draw into ``ax`` (its area is split into panels); figure size.
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {ax_panels}
+    {figure}
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> mv.tl.coupled_autoencoder(mdata)
     >>> mv.tl.cross_modal_predict(mdata, source="ephys", target="rna")
     >>> mv.pl.cross_modal(mdata, source="ephys", target="rna", features=6)

@@ -12,8 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from .._docs import FIGSIZE, FIGURE, PAIRED_EXAMPLE, doc_params
 from .._validate import InputError
-from ._docs import figure_doc
 from ._utils import finish, own
 
 _COLUMNS = {"method", "params", "fold", "feature", "r2"}
@@ -58,7 +58,7 @@ def _model_labels(df: pd.DataFrame, labels: dict | None) -> pd.Series:
     return combined
 
 
-@figure_doc
+@doc_params(figure=FIGURE, figsize=FIGSIZE, paired_example=PAIRED_EXAMPLE)
 def cv_r2(
     data: MuData | pd.DataFrame | Sequence[pd.DataFrame],
     *,
@@ -91,20 +91,12 @@ def cv_r2(
         Features to show, in order (default: all).
     ax
         Draw into this Axes.
-    figsize
-        Figure size when a new figure is made.
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {figsize}
+    {figure}
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> mv.tl.cross_validate(mdata, "srrr", n_folds=5, rank=2, n_genes=20)
     >>> mv.tl.cross_validate(mdata, "sbnn", n_folds=5, bottleneck=2)  # ~1 min per fold on a CPU
     >>> mv.pl.cv_r2(mdata, labels={"srrr (n_genes=20, rank=2)": "sRRR-2"})

@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.tri import Triangulation
 from mudata import MuData
 
+from .._docs import FIGURE, PAIRED_EXAMPLE, doc_params
 from .._validate import InputError, check_mudata
-from ._docs import figure_doc
 from ._overlay_panels import feature_panels, gene_panels
 from ._utils import (
     as_categories,
@@ -236,7 +236,7 @@ def _draw_overlays(fig: Figure, gs, genes: tuple, features: tuple, draw, vmax: f
         )
 
 
-@figure_doc
+@doc_params(figure=FIGURE, paired_example=PAIRED_EXAMPLE)
 def latent_overlay(
     mdata: MuData,
     basis: str = "sbnn",
@@ -318,18 +318,11 @@ def latent_overlay(
         Contour levels, colour map, scatter size, overlay panels per row.
     ax
         Draw the whole layout into the space of this Axes.
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {figure}
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> mv.tl.srrr(mdata, rank=2, n_genes=20)
     >>> fig = mv.pl.latent_overlay(mdata, basis="srrr", color="cell_type", return_fig=True)
 

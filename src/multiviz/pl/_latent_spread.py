@@ -10,12 +10,12 @@ from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from .._docs import FIGURE, doc_params
 from .._validate import InputError
-from ._docs import figure_doc
 from ._utils import finish, new_axes
 
 
-@figure_doc
+@doc_params(figure=FIGURE)
 def latent_spread(
     mdata: MuData,
     key: str = "cv_sbnn",
@@ -49,12 +49,7 @@ def latent_spread(
         Colour map of the spread.
     ax
         Axes to draw into (default: a new figure).
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {figure}
 
     Examples
     --------

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from multiviz._validate import InputError, check_anndata
 
-from ._docs import figure_doc
+from .._docs import FIGURE, SIVAE_RUN, doc_params
 from ._repel import repel_labels
 from ._utils import (
     NA_COLOR,
@@ -29,7 +29,7 @@ from ._utils import (
 __all__ = ["loadings"]
 
 
-@figure_doc
+@doc_params(figure=FIGURE, sivae_run=SIVAE_RUN)
 def loadings(
     adata: AnnData,
     *,
@@ -47,10 +47,7 @@ def loadings(
 
     Parameters
     ----------
-    adata
-        AnnData after :func:`multiviz.tl.sivae`.
-    key
-        ``key_added`` of that run.
+    {sivae_run}
     dims
         The two (0-based) loading dimensions to draw.
     color
@@ -63,14 +60,9 @@ def loadings(
         Labels are moved apart so that none overlap, with a line to their gene.
     ax
         Axes to draw into (default: a new figure).
-    show, save, return_fig
-        [figure-parameters]
     size
         Marker size.
-
-    Returns
-    -------
-    [figure-returns]
+    {figure}
 
     Examples
     --------

@@ -12,13 +12,13 @@ from matplotlib.figure import Figure
 
 from multiviz._validate import InputError
 
-from ._docs import figure_doc
+from .._docs import FIGURE, doc_params
 from ._utils import finish, new_axes
 
 __all__ = ["network_similarity"]
 
 
-@figure_doc
+@doc_params(figure=FIGURE)
 def network_similarity(
     result,
     *,
@@ -46,12 +46,7 @@ def network_similarity(
         Write the sample names next to the points.
     ax
         Axes to draw into.
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {figure}
 
     Examples
     --------

@@ -10,13 +10,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from .._docs import FIGSIZE, FIGURE, PAIRED_EXAMPLE, doc_params
 from .._validate import InputError
 from ..metrics._stability import jaccard
-from ._docs import figure_doc
 from ._utils import finish, own
 
 
-@figure_doc
+@doc_params(figure=FIGURE, figsize=FIGSIZE, paired_example=PAIRED_EXAMPLE)
 def selection_stability(
     mdata: MuData,
     *,
@@ -42,20 +42,12 @@ def selection_stability(
         The ``key_added`` of that call.
     axs
         Two Axes to draw into.
-    figsize
-        Figure size when a new figure is made.
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {figsize}
+    {figure}
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> mv.tl.selection_stability(mdata, method="srrr", n_seeds=5, rank=2, n_genes=20)
     >>> mv.pl.selection_stability(mdata, key="srrr")
     """

@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._docs import FIGURE, doc_params
 from .._validate import InputError
-from ._docs import figure_doc
 from ._utils import finish, legend_outside, new_figure
 
 # siVAE's uns history prefixes the metrics of its first two steps (the third is unprefixed).
@@ -69,7 +69,7 @@ def _numeric(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c != "epoch" and table[c].dtype.kind in "biuf"]
 
 
-@figure_doc
+@doc_params(figure=FIGURE)
 def training_history(
     data,
     *,
@@ -105,12 +105,7 @@ def training_history(
         Draw into the space of this Axes (split into one panel per phase).
     figsize
         Figure size when a new figure is made (default: 3.2 in per phase, at least 6 in).
-    show, save, return_fig
-        [figure-parameters]
-
-    Returns
-    -------
-    [figure-returns]
+    {figure}
 
     Examples
     --------

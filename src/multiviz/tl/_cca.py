@@ -10,6 +10,7 @@ from mudata import MuData
 from scipy import sparse
 
 from .. import _logging as logg
+from .._docs import COPY_MDATA, RETURNS_COPY, doc_params
 from .._validate import (
     InputError,
     check_bool,
@@ -104,6 +105,7 @@ def _dense(X) -> np.ndarray:
     return X.toarray() if sparse.issparse(X) else np.asarray(X, dtype=np.float64)
 
 
+@doc_params(copy_mdata=COPY_MDATA, returns_copy=RETURNS_COPY)
 def cca(
     mdata: MuData,
     *,
@@ -147,12 +149,9 @@ def cca(
         ``mdata.uns[key_added]``. New cells: :func:`multiviz.tl.cca_project`.
     random_state
         Seed of the PCA solver.
-    copy
-        Return a modified copy instead of writing into ``mdata``.
+    {copy_mdata}
 
-    Returns
-    -------
-    ``None``, or the modified copy when ``copy=True``.
+    {returns_copy}
 
     Examples
     --------

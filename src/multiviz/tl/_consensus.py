@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 
+from .._docs import PAIRED_EXAMPLE, doc_params
 from ._ranking import consensus_genes, consensus_ranking
 from ._selection_stability import selection_stability
 
@@ -25,6 +26,7 @@ _DEPRECATION = (
 )
 
 
+@doc_params(paired_example=PAIRED_EXAMPLE)
 def sbnn_consensus(
     mdata,
     *,
@@ -68,9 +70,7 @@ def sbnn_consensus(
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> mv.tl.selection_stability(mdata, "sbnn", n_seeds=10, consensus=True)  # the same, not deprecated
     """
     warnings.warn(_DEPRECATION, FutureWarning, stacklevel=2)

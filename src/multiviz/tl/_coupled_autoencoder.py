@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mudata import MuData
 
+from .._docs import COPY_MDATA, doc_params
 from .._validate import (
     InputError,
     check_bool,
@@ -51,6 +52,7 @@ _MODEL_KWARGS = (
 )
 
 
+@doc_params(copy_mdata=COPY_MDATA)
 def coupled_autoencoder(
     mdata: MuData,
     *,
@@ -137,8 +139,7 @@ def coupled_autoencoder(
         unserialisable is put into ``uns``). Use it for new cells:
         ``model.get_latent_representation(new_mdata)`` (features matched by name),
         ``model.predict(new_mdata, source="ephys", target="rna")``, ``model.save(dir)``.
-    copy
-        Return a modified copy instead of writing into ``mdata``.
+    {copy_mdata}
     model_kwargs
         Extra arguments of :class:`~multiviz.models.CoupledAutoencoder` (``hidden``,
         ``dropout``, ``noise``, ``activation``, ``msv_floor``, ``msv_method``, ``latent_norm``).

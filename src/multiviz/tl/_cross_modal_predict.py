@@ -7,6 +7,7 @@ import torch
 from mudata import MuData
 
 from .. import _logging as logg
+from .._docs import COPY_MDATA, RETURNS_COPY, doc_params
 from .._validate import (
     InputError,
     check_bool,
@@ -79,6 +80,7 @@ def _decode(
         full[has] = np.concatenate(parts)
 
 
+@doc_params(copy_mdata=COPY_MDATA, returns_copy=RETURNS_COPY)
 def cross_modal_predict(
     mdata: MuData,
     *,
@@ -122,12 +124,9 @@ def cross_modal_predict(
         than their mean there are named in a :class:`~multiviz.FitQualityWarning`.
     batch_size
         Cells decoded at once.
-    copy
-        Return a modified copy instead of writing into ``mdata``.
+    {copy_mdata}
 
-    Returns
-    -------
-    ``None``, or the modified copy when ``copy=True``.
+    {returns_copy}
 
     Examples
     --------

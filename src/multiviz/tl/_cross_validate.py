@@ -9,6 +9,7 @@ from sklearn.model_selection import KFold
 
 from multiviz._validate import check_folds, check_level
 
+from .._docs import PAIRED_EXAMPLE, doc_params
 from .._validate import (
     InputError,
     check_bool,
@@ -58,6 +59,7 @@ def cv_folds(n_obs: int, n_folds: int = 10, random_state: int = 0) -> np.ndarray
     return folds
 
 
+@doc_params(paired_example=PAIRED_EXAMPLE)
 def cross_validate(
     mdata: md.MuData,
     method: str = "sbnn",
@@ -177,9 +179,7 @@ def cross_validate(
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> cv = mv.tl.cross_validate(mdata, method="srrr", n_folds=10, rank=2, n_genes=25)
     >>> cv = mv.tl.cross_validate(mdata, method="sbnn", n_folds=10)  # batched ensemble, ~5 fits' time
     >>> cv.query("feature == 'all'").groupby("method")["r2"].agg(["mean", "std"])

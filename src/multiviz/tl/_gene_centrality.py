@@ -7,11 +7,13 @@ import pandas as pd
 from anndata import AnnData
 
 from multiviz import _logging as logg
+from multiviz._docs import SIVAE_RUN, doc_params
 from multiviz._validate import InputError, check_anndata, check_bool, check_int, check_str
 
 __all__ = ["gene_centrality"]
 
 
+@doc_params(sivae_run=SIVAE_RUN)
 def gene_centrality(
     adata: AnnData,
     *,
@@ -51,10 +53,7 @@ def gene_centrality(
 
     Parameters
     ----------
-    adata
-        AnnData after :func:`multiviz.tl.sivae`.
-    key
-        ``key_added`` of that run.
+    {sivae_run}
     n_top
         Return only the top genes (a positive integer; ``None``: all ranked genes).
     pvalues

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _logging as logg
+from .._docs import COPY, doc_params
 from .._validate import (
     InputError,
     check_bool,
@@ -49,6 +50,7 @@ def paired_preprocessing(mdata: md.MuData, data: PairedArrays) -> dict:
     return prep
 
 
+@doc_params(copy=COPY)
 def project(
     mdata: md.MuData,
     model,
@@ -86,8 +88,7 @@ def project(
         interval, when :func:`multiviz.tl.sbnn` could calibrate one on its held-out
         cells: ``model.prediction_interval_``), and the same in ``mdata.obsm`` when the
         MuData's cells are those of the gene modality.
-    copy
-        Work on and return a copy.
+    {copy}
 
     Returns
     -------

@@ -9,6 +9,7 @@ import pandas as pd
 from multiviz._validate import check_level
 
 from .. import _logging as logg
+from .._docs import COPY, doc_params
 from .._validate import (
     check_bool,
     check_int,
@@ -197,6 +198,7 @@ def _fit_and_score(
     return model, latent, pred, genes_pred, scores
 
 
+@doc_params(copy=COPY)
 def sbnn(
     mdata: md.MuData,
     *,
@@ -270,8 +272,7 @@ def sbnn(
     return_model
         Also return the trained :class:`~multiviz.models.SBNN` (it can map new cells:
         :func:`multiviz.tl.project`).
-    copy
-        Work on and return a copy.
+    {copy}
     **train_kwargs
         Further arguments of :meth:`~multiviz.models.SBNN.train`: the phase lengths
         (``pretrain_epochs``, ``frozen_epochs``, ``unfrozen_epochs``,

@@ -8,6 +8,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _logging as logg
+from .._docs import PAIRED_EXAMPLE, doc_params
 from .._validate import (
     MAX_SEED,
     InputError,
@@ -27,6 +28,7 @@ from ._paired_data import fold_arrays, full_arrays, resolve_inputs
 from ._ranking import consensus_genes, consensus_ranking
 
 
+@doc_params(paired_example=PAIRED_EXAMPLE)
 def selection_stability(
     mdata: md.MuData,
     method: str = "sbnn",
@@ -99,9 +101,7 @@ def selection_stability(
 
     Examples
     --------
-    >>> import multiviz as mv
-    >>> mdata = mv.datasets.simulate_patchseq()
-    >>> mv.pp.prepare_paired(mdata, x="rna", y="ephys")
+    {paired_example}
     >>> mv.tl.selection_stability(mdata, method="srrr", n_seeds=10, rank=2)
     >>> mv.tl.selection_stability(mdata, method="sbnn", n_seeds=10, consensus=True)  # one ensemble + refit
     >>> mdata["rna"].var["sbnn_selection_frequency"].nlargest(5)

@@ -9,6 +9,7 @@ import pandas as pd
 from multiviz._validate import check_level
 
 from .. import _logging as logg
+from .._docs import COPY, doc_params
 from .._validate import (
     InputError,
     check_bool,
@@ -87,6 +88,7 @@ def _check_srrr_args(rank, n_genes, lam, alpha, data: PairedArrays) -> None:
     check_min_obs(data.X.shape[0], 3, "mdata", "cells")
 
 
+@doc_params(copy=COPY)
 def srrr(
     mdata: md.MuData,
     *,
@@ -141,8 +143,7 @@ def srrr(
         Seed of the held-out cells (the fit itself is deterministic).
     key_added
         Prefix of the keys written.
-    copy
-        Work on and return a copy.
+    {copy}
 
     Returns
     -------

@@ -31,6 +31,8 @@ import math
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from multiviz._docs import SIVAE_SIZES, doc_params
+
 from ._schedule import default_schedule
 
 #: Fewest optimisation steps of a step (100 steps: 12,800 cells at 128 per step).
@@ -57,6 +59,7 @@ def scvi_default_epochs(n_cells: int) -> int:
     return int(min(round(SCVI_EPOCHS * SCVI_CELLS / max(n_cells, 1)), SCVI_EPOCHS))
 
 
+@doc_params(sivae_sizes=SIVAE_SIZES)
 def convergence_plan(
     n_train: int,
     n_genes: int,
@@ -68,10 +71,7 @@ def convergence_plan(
 
     Parameters
     ----------
-    n_train
-        Training cells.
-    n_genes
-        Genes (step 2 iterates over genes).
+    {sivae_sizes}
     batch_sizes
         Cells per step of step 1, genes per step of step 2, cells per step of step 3.
     has_validation

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 from multiviz import _logging as logg
+from multiviz._docs import SIVAE_SIZES, doc_params
 from multiviz._validate import InputError, check_int
 
 #: Optimisation steps per training step in the reference code (``iter=2000``); the minimum.
@@ -62,6 +63,7 @@ def _epochs(n_items: int, batch: int, min_draws: int, max_draws: int) -> tuple[i
     return int(epochs), int(epochs * per_epoch)
 
 
+@doc_params(sivae_sizes=SIVAE_SIZES)
 def default_schedule(
     n_train: int,
     n_genes: int,
@@ -83,10 +85,7 @@ def default_schedule(
 
     Parameters
     ----------
-    n_train
-        Training cells.
-    n_genes
-        Genes (step 2 iterates over genes).
+    {sivae_sizes}
     batch_size
         Cells per step of step 1.
     gene_batch_size
