@@ -37,6 +37,7 @@ __all__ = [
     "available_cpus",
     "available_memory",
     "check_accelerator",
+    "check_lightning",
     "check_network_size",
     "check_num_threads",
     "check_precision",
@@ -391,3 +392,15 @@ def check_strategy(strategy, devices, *, model: str, spawn_reason: str) -> bool:
             "or `devices=1`."
         )
     return ddp
+
+
+def check_lightning(strategy, devices, precision, accelerator, *, model: str, spawn_reason: str):
+    """:func:`check_strategy`, :func:`check_precision` and :func:`check_accelerator`, in that order.
+
+    The Lightning arguments of a ``train()`` that trains one model; returns Lightning's name
+    for ``precision`` (``None``: float32).
+    """
+    check_strategy(strategy, devices, model=model, spawn_reason=spawn_reason)
+    precision = check_precision(precision, accelerator, model=model)
+    check_accelerator(accelerator)
+    return precision

@@ -24,14 +24,12 @@ from scvi.train import TrainRunner
 from ..._validate import (
     FitError,
     InputError,
-    check_accelerator,
     check_bool,
     check_fit_finite,
     check_float,
     check_int,
     check_kwargs,
-    check_precision,
-    check_strategy,
+    check_lightning,
 )
 from ...train import fit_context, resolve_progress_bar
 from ...train._progress import progress_callbacks
@@ -257,14 +255,14 @@ class CoupledTrainingMixin:
         early_stopping = check_bool(early_stopping, "early_stopping")
         early_stopping_patience = check_int(early_stopping_patience, "early_stopping_patience")
         progress = resolve_progress_bar(enable_progress_bar)
-        check_strategy(
+        precision = check_lightning(
             strategy,
             devices,
+            precision,
+            accelerator,
             model="the coupled autoencoder",
             spawn_reason="keep the trained weights. Use `strategy='ddp'` from a script.",
         )
-        precision = check_precision(precision, accelerator, model="the coupled autoencoder")
-        check_accelerator(accelerator)
         check_kwargs(trainer_kwargs, TRAINER_KWARGS, "CoupledAutoencoder.train")
         split = self._split(train_size)
         if early_stopping and len(split[1]) == 0:

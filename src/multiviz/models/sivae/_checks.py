@@ -185,16 +185,16 @@ def check_train_args(
     ``(precision, batch_size, gene_batch_size_pretrain, joint_batch_size, lr,
     weight_decay)``, validated (``joint_batch_size=None`` resolved).
     """
-    from multiviz._validate import check_accelerator, check_precision, check_strategy
+    from multiviz._validate import check_lightning
 
-    check_strategy(
+    precision = check_lightning(
         strategy,
         devices,
+        precision,
+        accelerator,
         model="siVAE",
         spawn_reason="train copies of the model and leave this one untrained.",
     )
-    precision = check_precision(precision, accelerator, model="siVAE")
-    check_accelerator(accelerator)
     batch_size = check_int(batch_size, "batch_size")
     gene_batch_size_pretrain = check_int(gene_batch_size_pretrain, "gene_batch_size_pretrain")
     if joint_batch_size is None:
