@@ -2,7 +2,7 @@
 
 Bitwise results depend on the library builds (torch's CPU kernels, numpy's OpenBLAS) and
 on the CPU instruction set they dispatch to, so each stack has its own recording:
-``outputs_<key>.json`` with ``key = py3.11-torch2.13-numpy2.4-x86_64-avx512``.
+``outputs_<key>.json`` with ``key = py3.11-torch2.13-numpy2.4-x86_64-avx512`` (``-amx`` appended on AMX CPUs).
 """
 
 from __future__ import annotations
@@ -29,12 +29,34 @@ def _cpu_capability() -> str:
         return "cpu"
 
 
+def _matrix_units() -> str:
+    """``"-amx"`` on CPUs with AMX tiles, else ``""``.
+
+    torch's instruction-set level (``AVX512``) does not tell apart CPUs on which MKL picks
+    different matrix kernels: on an AMX CPU (Sapphire Rapids and later) trained models
+    differ from a Skylake-class AVX-512 CPU's in the 7th digit, so the two get separate
+    recordings. Other CPUs keep the plain key.
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "-amx" if "amx_tile" in line.split() else ""
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return ""
+
+
 def stack_key() -> str:
-    """``py<major.minor>-torch<major.minor>-numpy<major.minor>-<machine>-<cpu capability>``."""
+    """``py<major.minor>-torch<major.minor>-numpy<major.minor>-<machine>-<cpu capability>``.
+
+    ``-amx`` is appended on CPUs with AMX tiles (:func:`_matrix_units`).
+    """
     py = ".".join(map(str, sys.version_info[:2]))
     torch_v = _major_minor(metadata.version("torch"))
     numpy_v = _major_minor(metadata.version("numpy"))
-    return f"py{py}-torch{torch_v}-numpy{numpy_v}-{platform.machine()}-{_cpu_capability()}"
+    cpu = f"{platform.machine()}-{_cpu_capability()}{_matrix_units()}"
+    return f"py{py}-torch{torch_v}-numpy{numpy_v}-{cpu}"
 
 
 def stack_info() -> dict:
