@@ -38,13 +38,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
 from multiviz.models.sbnn._checks import check_sbnn_size
 
 from ._ensemble import StackedAdam, StackedSBNN
 from ._ensemble_screen import ScreeningMixin, pad_rows
-from ._module import SBNNModule, add_group_lasso_gradient_
+from ._module import SBNNModule, add_group_lasso_gradient_, per_cell_loss, phase_loss
 from ._plan import HANDOVER, VAL_FRACTION, Phase, SBNNTrainingPlan
 
 
@@ -245,11 +244,7 @@ class _Ensemble(ScreeningMixin):
             if idx is not None:
                 _, out = net.forward(self._gather(self.src, idx, self.src_shared), classify=True)
                 out = out.masked_fill(self._class_mask, float("-inf"))
-                per = F.cross_entropy(
-                    out.reshape(-1, out.shape[-1]),
-                    labels[torch.arange(self.K)[:, None], idx].reshape(-1),
-                    reduction="none",
-                ).view(self.K, -1)
+                per = per_cell_loss(out, labels[torch.arange(self.K)[:, None], idx], "ce")
                 valid = torch.arange(idx.shape[1])[None, :] < n_val[:, None]
                 total = (per.double() * valid).sum(1)
                 scores = [float(t / n) if n else None for t, n in zip(total, n_val)]
@@ -272,18 +267,13 @@ class _Ensemble(ScreeningMixin):
         for s in range(steps):
             idx = idx_all[:, s * B : (s + 1) * B]
             valid = valid_all[:, s * B : (s + 1) * B]
-            cnt = valid.sum(1)
-            active = cnt > 0
+            active = valid.sum(1) > 0
             xb = self._gather(src, idx, shared)
             _, out = net.forward(xb, start=n_frozen, classify=labels is not None)
             if labels is not None:
                 out = out.masked_fill(self._class_mask, float("-inf"))  # kept clusters only
-                per = F.cross_entropy(
-                    out.reshape(-1, out.shape[-1]), labels[ar, idx].reshape(-1), reduction="none"
-                ).view(K, -1)
-            else:
-                per = (out - self.Y[ar, idx]).pow(2).mean(-1)
-            fit = (per * valid).sum(1) / cnt.clamp(min=1)
+            target = (self.Y if labels is None else labels)[ar, idx]
+            fit = phase_loss(out, target, phase.loss, valid)  # each member's mean
             opt.zero_grad()
             (fit * active).sum().backward()
             net.mask_dead_gradients_()

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from ._ensemble import StackedAdam, StackedSBNN
+from ._module import phase_loss
 from ._plan import Phase
 
 
@@ -46,12 +47,9 @@ class ScreeningMixin:
             if ce:
                 out = out.masked_fill(self._class_mask, float("-inf"))
                 tgt = pad_rows([p._labels.index_select(0, r) for p, r in zip(self.plans, rows)])
-                per = F.cross_entropy(
-                    out.reshape(-1, out.shape[-1]), tgt.reshape(-1), reduction="none"
-                ).view(self.K, -1)
             else:
-                per = (out - self.Y).pow(2).mean(-1)
-            fit = (per * valid).sum(1) / valid.sum(1)
+                tgt = self.Y
+            fit = phase_loss(out, tgt, phase.loss, valid)
             (delta,) = torch.autograd.grad(fit.sum(), a1)
         return torch.bmm(X.transpose(1, 2), delta).norm(dim=2)
 

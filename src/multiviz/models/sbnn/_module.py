@@ -162,6 +162,37 @@ class SBNNModule(BaseModuleClass):
         h = self.decoder(z)
         return z, (self.cluster_head(h) if classify else self.head(h))
 
+    def phase_output(self, z: torch.Tensor, phase: str, n_classes: int | None = None):
+        """The output a phase's loss is computed on, from the bottleneck ``z``.
+
+        ``"mse"``: the regression head; ``"ce"``: the pre-training logits of the first
+        ``n_classes`` (kept) clusters; ``"genes"``: the gene decoder.
+        """
+        if phase == "genes":
+            return self.gene_decoder(z)
+        if phase == "ce":
+            return self.cluster_head(self.decoder(z))[:, :n_classes]
+        return self.head(self.decoder(z))
+
+    def phase_fit(
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor | None,
+        phase: str,
+        n_classes: int | None = None,
+    ) -> torch.Tensor:
+        """Data term of a training step on the kept, z-scored inputs ``x``.
+
+        ``target``: the targets (``"mse"``) or class labels (``"ce"``); ignored for
+        ``"genes"``, whose target is ``x`` and whose encoder is not trained (the
+        bottleneck is computed without a graph).
+        """
+        if phase == "genes":
+            with torch.no_grad():
+                z = self.encode(x)
+            return phase_loss(self.phase_output(z, phase), x, phase)
+        return phase_loss(self.phase_output(self.encode(x), phase, n_classes), target, phase)
+
     def group_lasso(self) -> torch.Tensor:
         r""":math:`\sum_g \lVert W_1[g, :]\rVert_2` over the input genes."""
         return self.first.weight.norm(dim=0).sum()
@@ -193,19 +224,87 @@ class SBNNModule(BaseModuleClass):
             out["x_hat"] = self.gene_decoder(z)
         return out
 
-    def loss(self, tensors, inference_outputs, generative_outputs, lasso: float = 0.0):
-        """MSE (mean over batch and outputs) plus ``lasso`` × group lasso."""
-        mse = F.mse_loss(generative_outputs["y_hat"], tensors["Y"])
+    def loss(
+        self,
+        tensors,
+        inference_outputs,
+        generative_outputs,
+        lasso: float = 0.0,
+        phase: str = "mse",
+        n_classes: int | None = None,
+    ):
+        """The training loss of a phase: :func:`phase_loss` + ``lasso`` × group lasso.
+
+        ``phase``: ``"mse"`` (regression on ``tensors["Y"]``), ``"ce"`` (pre-training
+        cross-entropy on ``tensors["labels"]``, the first ``n_classes`` logits) or
+        ``"genes"`` (the gene decoder's reconstruction of the kept, z-scored genes).
+        Training (:class:`~multiviz.models.sbnn.SBNNTrainingPlan`) backpropagates the
+        same data term (:meth:`phase_fit`) and adds the group lasso's gradient in place
+        (:func:`add_group_lasso_gradient_`) instead of differentiating the penalty.
+        """
+        if phase == "mse":
+            output, target = generative_outputs["y_hat"], tensors["Y"]
+        elif phase == "genes":
+            output, target = generative_outputs["x_hat"], self.select_input(tensors["X"])
+        else:
+            output = self.phase_output(inference_outputs["z"], phase, n_classes)
+            target = tensors["labels"]
+        fit = phase_loss(output, target, phase)
         pen = self.group_lasso()
+        metrics = {"fit": fit.detach(), "group_lasso": pen.detach()}
+        if phase == "mse":
+            metrics["mse"] = fit.detach()
         return LossOutput(
-            loss=mse + lasso * pen,
-            n_obs_minibatch=tensors["Y"].shape[0],
-            extra_metrics={"mse": mse.detach(), "group_lasso": pen.detach()},
+            loss=fit + lasso * pen, n_obs_minibatch=target.shape[0], extra_metrics=metrics
         )
 
     def sample(self, *args, **kwargs):
         """Not defined: the sBNN is deterministic."""
         raise NotImplementedError("The sBNN is deterministic; there is nothing to sample.")
+
+
+def per_cell_loss(output: torch.Tensor, target: torch.Tensor, phase: str) -> torch.Tensor:
+    """Per-cell data term over the last axis: cross-entropy (``"ce"``) or mean squared error.
+
+    ``output`` ``(..., d)``; ``target`` ``(..., d)`` (``"mse"``, ``"genes"``) or integer
+    labels ``(...)`` (``"ce"``). Returns ``(...)``.
+    """
+    if phase == "ce":
+        flat = F.cross_entropy(
+            output.reshape(-1, output.shape[-1]), target.reshape(-1), reduction="none"
+        )
+        return flat.view(target.shape)
+    return (output - target).pow(2).mean(-1)
+
+
+def phase_loss(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    phase: str,
+    valid: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """The data term of every sBNN phase, for one network or K stacked members.
+
+    ``phase``: ``"mse"`` (regression), ``"genes"`` (gene reconstruction; the same
+    formula) or ``"ce"`` (pre-training cross-entropy on integer labels).
+
+    ``valid=None`` (one network, ``output`` ``(B, d)``): :func:`~torch.nn.functional.mse_loss`
+    (mean over cells and outputs) or :func:`~torch.nn.functional.cross_entropy`, with
+    ``reduction`` ``"mean"`` (training) or ``"sum"`` (validation totals).
+
+    ``valid`` ``(K, B)`` (the stacked ensemble: ``output`` ``(K, B, d)``, member batches
+    zero-padded to ``B`` rows, ``valid`` 1 on real rows): each member's mean of
+    :func:`per_cell_loss` over its valid rows, ``(K,)`` (0 for a member without rows).
+    The two reductions agree for a full batch up to rounding; each path keeps its own so
+    that single and stacked fits reproduce their recorded outputs bit for bit.
+    """
+    if valid is None:
+        if phase == "ce":
+            return F.cross_entropy(output, target, reduction=reduction)
+        return F.mse_loss(output, target, reduction=reduction)
+    per = per_cell_loss(output, target, phase)
+    return (per * valid).sum(-1) / valid.sum(-1).clamp(min=1)
 
 
 @torch.no_grad()

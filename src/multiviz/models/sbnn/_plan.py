@@ -22,12 +22,12 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ...train import LeanTrainingPlan
 from ...train._lean_plan import fused_flag
 from ._data import CHUNK, DeviceRows, StreamedRows
 from ._datamodules import EpochDataModule
+from ._module import phase_loss
 from ._schedule import (  # noqa: F401  (re-exported: the schedule lives here too)
     BATCH_SIZE,
     FROZEN_EPOCHS,
@@ -318,16 +318,12 @@ class SBNNTrainingPlan(LeanTrainingPlan):
         module, opt = self.module, self._opt
         xb = module.standardize(self._rows.rows(idx))
         if phase.loss == "genes":
-            with torch.no_grad():
-                z = module.encode(xb)
-            fit = F.mse_loss(module.gene_decoder(z), xb)
-        elif phase.loss == "ce":
-            _, logits = module.forward_targets(xb, classify=True)
-            logits = logits[:, : self.n_classes]  # the kept clusters only
-            fit = F.cross_entropy(logits, self._labels.index_select(0, idx.to(xb.device)))
+            target = None  # the inputs themselves
         else:
-            _, out = module.forward_targets(xb)
-            fit = F.mse_loss(out, self._Y.index_select(0, idx.to(xb.device)))
+            target = (self._labels if phase.loss == "ce" else self._Y).index_select(
+                0, idx.to(xb.device)
+            )
+        fit = module.phase_fit(xb, target, phase.loss, getattr(self, "n_classes", None))
         opt.zero_grad(set_to_none=True)
         if self.stepwise:
             self.manual_backward(fit)
@@ -383,7 +379,7 @@ class SBNNTrainingPlan(LeanTrainingPlan):
             _, logits = module.forward_targets(xb, classify=True)
             logits = logits[:, : self.n_classes].float()
             labels = self._labels.index_select(0, idx.to(xb.device))
-            total += F.cross_entropy(logits, labels, reduction="sum").double()
+            total += phase_loss(logits, labels, "ce", reduction="sum").double()
         ce = float(total / self._val.numel())
         if self.handover == "best" and (self._best is None or ce < self._best[0]):
             self._best = (ce, {k: v.detach().clone() for k, v in module.state_dict().items()})
