@@ -155,29 +155,20 @@ def _checked_data(
     return data, split
 
 
-def _fit_and_score(
-    mdata, data, split, *, bottleneck, n_genes, lasso, pretrain, random_state,
-    gene_decoder_epochs, interval, train_kwargs,
-) -> tuple:  # fmt: skip
+def _fit_and_score(mdata, data, split, interval, fit_kwargs: dict) -> tuple:
     """Fit on the training cells; latents, predictions and held-out scores of all cells.
 
-    Sets the model's preprocessing record and prediction interval; warns when the held-out
-    R² is no better than the mean or than sRRR on the same cells.
+    ``fit_kwargs`` are :func:`fit_sbnn`'s. Sets the model's preprocessing record and
+    prediction interval; warns when the held-out R² is no better than the mean or than
+    sRRR on the same cells.
     """
     from ..train import fit_context
     from ._project import paired_preprocessing
 
+    bottleneck, n_genes = fit_kwargs["bottleneck"], fit_kwargs["n_genes"]
+    gene_decoder_epochs = fit_kwargs["gene_decoder_epochs"]
     with fit_context(f"sBNN-{bottleneck} ({n_genes} genes)"):
-        model = fit_sbnn(
-            training_part(data, split),
-            bottleneck=bottleneck,
-            n_genes=n_genes,
-            lasso=lasso,
-            pretrain=pretrain,
-            random_state=random_state,
-            gene_decoder_epochs=gene_decoder_epochs,
-            **train_kwargs,
-        )
+        model = fit_sbnn(training_part(data, split), **fit_kwargs)
         latent, pred = sbnn_forward(model, data.X)
         genes_pred = _gene_reconstruction(model, latent) if gene_decoder_epochs else None
         model.preprocessing_ = paired_preprocessing(mdata, data)
@@ -346,14 +337,14 @@ def sbnn(
         mdata,
         data,
         split,
-        bottleneck=bottleneck,
-        n_genes=n_genes,
-        lasso=lasso,
-        pretrain=pretrain,
-        random_state=random_state,
-        gene_decoder_epochs=gene_decoder_epochs,
-        interval=interval,
-        train_kwargs={
+        interval,
+        fit_kwargs={
+            "bottleneck": bottleneck,
+            "n_genes": n_genes,
+            "lasso": lasso,
+            "pretrain": pretrain,
+            "random_state": random_state,
+            "gene_decoder_epochs": gene_decoder_epochs,
             "accelerator": accelerator,
             "devices": devices,
             "enable_progress_bar": enable_progress_bar,
