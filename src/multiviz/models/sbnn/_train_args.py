@@ -123,10 +123,8 @@ def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> t
     Returns whether training runs one Lightning fit per phase (DDP), the precision and
     the phases of the schedule.
     """
-    from multiviz.models.sbnn._checks import check_devices
-
     from ..._validate import check_accelerator
-    from ._schedule import PAPER_EPOCHS
+    from ._checks import check_devices
 
     check_extra(kwargs, "SBNN.train")
     n_input = model.module.gene_index.numel()
@@ -142,11 +140,11 @@ def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> t
     check_accelerator(args["accelerator"])
     epochs = resolve_schedule(
         pretrain=args["pretrain"],
-        epochs={k: args[k] for k in (*PAPER_EPOCHS, "gene_decoder_epochs")},
+        epochs={k: args[k] for k in SCHEDULE_ARGS},
         n_cells=int(model.adata_manager.adata.n_obs),
         precision=None,  # checked by check_devices
         strategy=None,
-        **{k: args[k] for k in _SCHEDULE_ARGS},
+        **{k: args[k] for k in _RESOLVED_ARGS},
     )
     phases = plan.paper_schedule(
         pretrain=args["pretrain"],
@@ -158,7 +156,7 @@ def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> t
     return stepwise, precision, phases
 
 
-_SCHEDULE_ARGS = (
+_RESOLVED_ARGS = (
     "max_epochs",
     "lasso",
     "lr",
@@ -169,3 +167,4 @@ _SCHEDULE_ARGS = (
     "handover",
     "early_stopping",
 )
+"""The other arguments :func:`resolve_schedule` checks (beside the phase lengths)."""
