@@ -36,6 +36,7 @@ One torch thread. Usage: ``python benchmarks/quality/sivae_quality.py --datasets
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -215,6 +216,24 @@ def fit_scvi(counts, x: np.ndarray, seed: int, linear: bool) -> dict:
 
 
 def merge(name: str, model: str, seed: int, entry: dict) -> None:
+    with _locked():
+        _merge(name, model, seed, entry)
+
+
+@contextlib.contextmanager
+def _locked():
+    """Exclusive lock on the results file (two processes may run different datasets)."""
+    import fcntl
+
+    with open(OUT.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _merge(name: str, model: str, seed: int, entry: dict) -> None:
     data = json.loads(OUT.read_text()) if OUT.exists() else {}
     runs = data.setdefault("runs", {}).setdefault(name, {}).setdefault(model, {})
     runs[str(seed)] = entry
@@ -287,27 +306,28 @@ def longer(name: str, seed: int = 0) -> None:
         max_epochs=3 * epochs[2],
         joint_batch_size=512,
     )
-    data = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for label_name, lab in labels.items():
-        k0, k3 = knn5(base["z"], lab), knn5(long["z"], lab)
-        data.setdefault("longer_run", {})[label_name] = {
-            "seed": seed,
-            "epochs_default": epochs,
-            "epochs_3x": [3 * e for e in epochs],
-            "knn_default": k0,
-            "knn_3x": k3,
-            "delta_knn": k3 - k0,
-            "r2_gene_default": base["r2_gene"],
-            "r2_gene_3x": long["r2_gene"],
-            "delta_r2_gene": long["r2_gene"] - base["r2_gene"],
-            "cpu_s_default": base["cpu_s"],
-            "cpu_s_3x": long["cpu_s"],
-            "target": "|delta_knn| <= 0.01 and |delta_r2_gene| <= 0.005",
-        }
-        print(label_name, data["longer_run"][label_name], flush=True)
-    cmd = "python benchmarks/quality/sivae_quality.py " + " ".join(sys.argv[1:])
-    data["commands"] = sorted({*data.get("commands", []), cmd})
-    OUT.write_text(json.dumps(data, indent=1, default=float))
+    with _locked():
+        data = json.loads(OUT.read_text()) if OUT.exists() else {}
+        for label_name, lab in labels.items():
+            k0, k3 = knn5(base["z"], lab), knn5(long["z"], lab)
+            data.setdefault("longer_run", {})[label_name] = {
+                "seed": seed,
+                "epochs_default": epochs,
+                "epochs_3x": [3 * e for e in epochs],
+                "knn_default": k0,
+                "knn_3x": k3,
+                "delta_knn": k3 - k0,
+                "r2_gene_default": base["r2_gene"],
+                "r2_gene_3x": long["r2_gene"],
+                "delta_r2_gene": long["r2_gene"] - base["r2_gene"],
+                "cpu_s_default": base["cpu_s"],
+                "cpu_s_3x": long["cpu_s"],
+                "target": "|delta_knn| <= 0.01 and |delta_r2_gene| <= 0.005",
+            }
+            print(label_name, data["longer_run"][label_name], flush=True)
+        cmd = "python benchmarks/quality/sivae_quality.py " + " ".join(sys.argv[1:])
+        data["commands"] = sorted({*data.get("commands", []), cmd})
+        OUT.write_text(json.dumps(data, indent=1, default=float))
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ def sivae(
     feature_pretrain_epochs: int | None = None,
     batch_size: int = 128,
     joint_batch_size: int | None = None,
+    gene_batch_size_pretrain: int | None = None,
     lr: float = 1e-3,
     weight_decay: float = 1e-6,
     dropout_rate: float = 0.0,
@@ -127,6 +128,10 @@ def sivae(
         Cells per minibatch in step 3; ``None``: 512 in the default schedule (the feature
         branch runs over every gene once per step, so larger minibatches spread it),
         ``batch_size`` when ``max_epochs`` is given.
+    gene_batch_size_pretrain
+        Genes per minibatch in step 2 (the feature VAE); ``None``: 128 with the map-first
+        design, the reference code's 32 with ``design="joint"`` (see
+        :meth:`multiviz.models.SIVAE.train`).
     train_size
         Fraction of cells used for training (the rest validates).
     accelerator, devices, precision, strategy

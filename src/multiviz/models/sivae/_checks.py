@@ -24,7 +24,7 @@ from multiviz._validate import (
 )
 
 from . import _backed
-from ._schedule import JOINT_BATCH
+from ._schedule import FEATURE_BATCH, GENE_BATCH, JOINT_BATCH
 from ._sizes import feature_input_width, n_training_cells
 
 __all__ = [
@@ -178,12 +178,14 @@ def check_train_args(
     precision: Any,
     strategy: Any,
     n_val: int,
+    design: str = "map_first",
 ) -> tuple:
     """:meth:`~multiviz.models.SIVAE.train`'s arguments, in the order checked.
 
-    ``n_val``: the model's validation cells (``early_stopping`` needs some). Returns
-    ``(precision, batch_size, gene_batch_size_pretrain, joint_batch_size, lr,
-    weight_decay)``, validated (``joint_batch_size=None`` resolved).
+    ``n_val``: the model's validation cells (``early_stopping`` needs some); ``design``: the
+    model's (it sets the step-2 minibatch). Returns ``(precision, batch_size,
+    gene_batch_size_pretrain, joint_batch_size, lr, weight_decay)``, validated
+    (``gene_batch_size_pretrain=None`` and ``joint_batch_size=None`` resolved).
     """
     from multiviz._validate import check_lightning
 
@@ -196,6 +198,8 @@ def check_train_args(
         spawn_reason="train copies of the model and leave this one untrained.",
     )
     batch_size = check_int(batch_size, "batch_size")
+    if gene_batch_size_pretrain is None:
+        gene_batch_size_pretrain = FEATURE_BATCH if design == "map_first" else GENE_BATCH
     gene_batch_size_pretrain = check_int(gene_batch_size_pretrain, "gene_batch_size_pretrain")
     if joint_batch_size is None:
         joint_batch_size = JOINT_BATCH if max_epochs is None else batch_size

@@ -51,8 +51,18 @@ JOINT_MIN_DRAWS = REFERENCE_STEPS * REFERENCE_BATCH // 4
 #: it: a joint epoch of 4,500 cells x 2,000 genes cost 11.3 s of CPU at 128 cells per step,
 #: 6.5 s at 256, 4.4 s at 512 and 3.5 s at 1,024 (one thread).
 JOINT_BATCH = 512
-#: Genes per step in step 2 (``gene_batch_size_pretrain`` default; the reference uses 32).
+#: Genes per step in step 2 of the paper's single-stage design (``design="joint"``): the
+#: reference code's 32.
 GENE_BATCH = 32
+#: Genes per step in step 2 of the map-first design (``design="map_first"``, the default).
+#: Step 2 is bounded in gene *draws*, so a larger minibatch trains the same epochs in fewer
+#: steps; at 32 genes a step of the 1024-512-128 feature VAE is bound by reading its weights.
+#: Measured with the default schedule (seed 0, one thread, 1,000 genes): 128 genes per step cut
+#: the fit's CPU by 11 % (M1) to 25 % (PBMC 10k fixture), and the loadings described the map
+#: better (Spearman with the least-squares coefficients 0.96 / 0.98 / 0.98 on M1 / PBMC 10k /
+#: PBMC 5k against 0.96 / 0.96 / 0.82 at 32 genes; with DeepLIFT 0.98 / 0.95 / 0.95 against
+#: 0.95 / 0.83 / 0.64). The map is step 1's and does not change.
+FEATURE_BATCH = 128
 
 
 def _epochs(n_items: int, batch: int, min_draws: int, max_draws: int) -> tuple[int, int]:
