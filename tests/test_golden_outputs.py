@@ -15,7 +15,11 @@ model predictions and latents) are compared with ``tests/golden/outputs_<stack>.
   ``tolerances`` (glob -> reason) and is compared by fingerprint at ``rtol=1e-4``;
 * no recording of this stack (another CPU, other library builds): the fingerprints
   (shape, dtype, sum, sum of squares, first 5 values) are compared with the nearest
-  recorded stack's at ``rtol=1e-4`` (labels exactly), and a warning says so.
+  recorded stack's at ``rtol=1e-4`` (labels exactly), and a warning says so;
+* the case is *stale* in this stack's recording (its outputs changed on purpose and could
+  only be re-recorded on another CPU kind; ``record.py`` moves it to the ``stale`` list of
+  the other recordings): compared by fingerprint with the nearest recording holding it,
+  with a warning, until it is re-recorded on this stack.
 
 Left out of the recording: run timings (``seconds`` columns of the CV tables).
 
@@ -47,13 +51,32 @@ RECORDINGS = recordings()
 
 
 @pytest.fixture(scope="module")
-def reference() -> tuple[str, dict, bool]:
-    """(stack key, recording, exact): this stack's recording, else the nearest one's."""
+def loaded() -> dict[str, dict]:
+    """Every committed recording, by stack key."""
     if not RECORDINGS:
         pytest.fail("no tests/golden/outputs_*.json: run tests/golden/record.py")
-    key = KEY if KEY in RECORDINGS else nearest(KEY, RECORDINGS)
-    recording = json.loads(RECORDINGS[key].read_text())
-    return key, recording, key == KEY
+    return {key: json.loads(path.read_text()) for key, path in RECORDINGS.items()}
+
+
+def reference_for(name: str, loaded: dict[str, dict]) -> tuple[str | None, str]:
+    """(stack key, why): this stack's recording of case ``name``, else the nearest one's.
+
+    ``why`` is ``""`` for this stack's own recording (compared bitwise), otherwise the reason
+    for the fallback: no recording of this stack, or the case is stale in it (its outputs
+    changed on purpose and were re-recorded on another CPU kind only).
+    """
+    own = loaded.get(KEY)
+    if own is not None and name in own["cases"]:
+        return KEY, ""
+    holders = [k for k, rec in loaded.items() if name in rec["cases"]]
+    if own is None:
+        why = f"no recording for stack {KEY}"
+    elif name in own.get("stale", {}):
+        since = own["stale"][name]["since"][:12]
+        why = f"{name} is stale in {RECORDINGS[KEY].name} (outputs changed at {since})"
+    else:
+        why = f"{name} is missing from {RECORDINGS[KEY].name}"
+    return nearest(KEY, holders), why
 
 
 def _params():
@@ -63,24 +86,27 @@ def _params():
 
 
 @pytest.mark.parametrize("name", _params())
-def test_golden_outputs(name, reference):
-    key, recording, exact = reference
+def test_golden_outputs(name, loaded):
     case = CASES[name]
     if case.needs and not (shared_data_dir() / case.needs).exists():
         pytest.skip(
             f"{case.needs} not found in {shared_data_dir()}: this case needs the project's "
             "shared data folder beside the checkout (or MULTIVIZ_SHARED_DATA pointing at it)."
         )
-    ref = recording["cases"].get(name)
-    if ref is None:
+    key, why = reference_for(name, loaded)
+    if key is None:
         pytest.fail(
-            f"case {name!r} is not in {RECORDINGS[key].name}: record it with "
+            f"case {name!r} is in no recording: record it with "
             f"`python tests/golden/record.py --cases {name}` on each stack."
         )
-    problems = compare(ref, run_case(case), exact=exact, tolerances=case.tolerances)
+    exact = not why
+    recording = loaded[key]
+    problems = compare(
+        recording["cases"][name], run_case(case), exact=exact, tolerances=case.tolerances
+    )
     if not exact:
         warnings.warn(
-            f"golden outputs: no recording for stack {KEY}; {name} compared by fingerprint "
+            f"golden outputs: {why}; {name} compared by fingerprint "
             f"(rtol={RTOL}) with {key} ({len(problems)} differences)",
             stacklevel=1,
         )
@@ -116,6 +142,16 @@ def test_recordings_are_complete():
         recording = json.loads(path.read_text())
         assert recording["stack"] == key
         required = {name for name, case in CASES.items() if not case.needs}
-        missing = sorted(required - set(recording["cases"]))
+        # a stale case (outputs changed on purpose, re-recorded on another CPU kind) is held
+        # by some other recording, compared against that one by fingerprint
+        stale = set(recording.get("stale", {}))
+        missing = sorted(required - set(recording["cases"]) - stale)
         unknown = sorted(set(recording["cases"]) - set(CASES))
         assert not missing and not unknown, f"{path.name}: missing {missing}, unknown {unknown}"
+        held = {
+            name
+            for rec in map(json.loads, (p.read_text() for p in RECORDINGS.values()))
+            for name in rec["cases"]
+        }
+        orphans = sorted(stale - held)
+        assert not orphans, f"{path.name}: stale cases no recording holds: {orphans}"

@@ -17,6 +17,7 @@ import multiviz as mv
 from multiviz import InputError
 from multiviz.models import SIVAE
 from multiviz.models.sivae import _schedule as sch
+from multiviz.models.sivae._convergence import convergence_plan
 from multiviz.models.sivae._feature_input import build_feature_input, centred_pca_scores
 
 TINY = {"n_hidden": (32, 16)}
@@ -77,6 +78,24 @@ def test_explicit_epochs_keep_the_old_schedule():
     assert model.joint_batch_size_ == 16  # explicit schedule: joint step at `batch_size`
     with pytest.raises(InputError, match="joint_batch_size"):
         model.train(max_epochs=1, joint_batch_size=0, enable_progress_bar=False)
+
+
+@pytest.mark.parametrize("design", ["map_first", "joint"])
+def test_step2_gene_minibatch_follows_the_design(design):
+    """Step 2 draws 128 genes a step in the map-first design, the reference's 32 in the
+    paper's; the step count of a step-2 epoch shows which was used."""
+    rng = np.random.default_rng(0)
+    ad = AnnData(rng.standard_normal((60, 300)).astype(np.float32))
+    SIVAE.setup_anndata(ad)
+    model = SIVAE(ad, design=design, **TINY)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    genes = sch.FEATURE_BATCH if design == "map_first" else sch.GENE_BATCH
+    assert model.gene_batch_size_pretrain_ == genes
+    assert model.steps_["feature_pretrain"]["steps"] == math.ceil(300 / genes)
+    model.train(max_epochs=1, gene_batch_size_pretrain=100, enable_progress_bar=False)
+    assert model.steps_["feature_pretrain"]["steps"] == 3
+    with pytest.raises(InputError, match="gene_batch_size_pretrain"):
+        model.train(max_epochs=1, gene_batch_size_pretrain=0, enable_progress_bar=False)
 
 
 def _low_rank_sparse(n_rows, n_cols, seed=0):
@@ -153,8 +172,11 @@ def test_default_schedule_fit_beats_pca_on_held_out_cells():
     with warnings.catch_warnings():
         warnings.simplefilter("error", mv.FitQualityWarning)  # no "does not beat PCA"
         model = mv.tl.sivae(ad_tr, return_model=True, enable_progress_bar=False, **TINY)
-    steps = sch.default_schedule(len(model._train_idx), x.shape[1])
-    assert model.epochs_per_phase_ == {k: v["epochs"] for k, v in steps.items()}
+    sizes = (128, model.gene_batch_size_pretrain_, model.joint_batch_size_)
+    plan = convergence_plan(
+        len(model._train_idx), x.shape[1], batch_sizes=sizes, has_validation=True
+    )
+    assert list(model.epochs_per_phase_.values()) == [p["max_epochs"] for p in plan.values()]
     assert ad_tr.uns["sivae"]["r2_gene"] > ad_tr.uns["sivae"]["r2_pca"]
     z_tr, z_te = ad_tr.obsm["X_sivae"], model.get_latent_representation(ad_te)
     pca = PCA(2, random_state=0).fit(x[tr])
@@ -163,3 +185,24 @@ def test_default_schedule_fit_beats_pca_on_held_out_cells():
         pca.transform(x[tr]), labels[tr], pca.transform(x[te]), labels[te], n_neighbors=15
     )
     assert acc >= 0.9 and acc >= acc_pca - 0.02, (acc, acc_pca)
+    # the held-out gene R² written at the fit (validation cells) estimates the R² on the
+    # outer test cells, which the fit never saw
+    fit = ad_tr.uns["sivae"]
+    assert fit["n_heldout"] == len(model.validation_indices) > 0
+    used = ad_tr.var["sivae_used"].to_numpy()
+    r2_test = model._pooled_r2(None, used, adata=ad_te)
+    assert abs(fit["r2_gene_heldout"] - r2_test) < 0.05, (fit["r2_gene_heldout"], r2_test)
+    assert fit["r2_gene_heldout"] > ad_tr.uns["sivae"]["r2_pca"] - 0.05
+
+
+def test_heldout_warning_fires_when_the_decoder_does_not_generalise():
+    """Pure noise (no structure to learn): on the held-out cells the decoder is no better
+    than PCA fitted on the training cells, and the fit says so with held-out numbers."""
+    torch.set_num_threads(1)
+    x = np.random.default_rng(0).standard_normal((150, 40)).astype(np.float32)
+    ad = AnnData(x)
+    with pytest.warns(mv.FitQualityWarning, match="held-out cells siVAE's reconstruction"):
+        mv.tl.sivae(ad, n_hidden=(256, 128), max_epochs=150, enable_progress_bar=False)
+    fit = ad.uns["sivae"]
+    assert fit["n_heldout"] == 15
+    assert fit["r2_gene_heldout"] < fit["r2_pca_heldout"] <= 0.0

@@ -12,6 +12,9 @@ stacks) only when outputs changed on purpose, and say so in the commit message.
 Options: ``--cases a,b`` re-records only those cases (keeping the others); ``--check``
 recomputes and compares with the recording instead of writing (the test, as a script);
 ``--times`` prints each case's seconds.
+
+Cases whose outputs changed are moved into the ``stale`` list of the other stacks'
+recordings (:func:`mark_stale`): each machine can only record its own CPU kind.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ sys.path.insert(0, str(HERE.parent))  # tests/, so that `golden` imports as a pa
 
 from golden.cases import CASES, run_case, shared_data_dir  # noqa: E402
 from golden.digest import compare  # noqa: E402
-from golden.stack import dumps, recording_path, stack_info, stack_key  # noqa: E402
+from golden.stack import (  # noqa: E402
+    dumps,
+    recording_path,
+    recordings,
+    stack_info,
+    stack_key,
+)
 
 
 def _commit() -> str:
@@ -93,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the commit or src/ changed while recording ({commit} -> {_commit()}): run again")
         return 1
     cases = {**old["cases"], **results} if args.cases else results
+    stale = {k: v for k, v in old.get("stale", {}).items() if k not in results and k in CASES}
     out = {
         "stack": stack_key(),
         "versions": stack_info(),
@@ -101,11 +111,40 @@ def main(argv: list[str] | None = None) -> int:
         "command": f"python tests/golden/record.py{' --cases ' + args.cases if args.cases else ''}",
         "tolerances": {k: c.tolerances for k, c in CASES.items() if c.tolerances},
         "cases": {k: cases[k] for k in CASES if k in cases},
+        "stale": stale,
     }
     path.write_text(dumps(out))
     json.loads(path.read_text())  # well-formed
     print(f"wrote {path.name}: {len(out['cases'])} cases, {sum(seconds.values()):.0f} s")
+    changed_cases = sorted(n for n, leaves in results.items() if old["cases"].get(n) != leaves)
+    mark_stale(changed_cases, commit)
     return 0
+
+
+def mark_stale(names: list[str], commit: str) -> None:
+    """Move ``names`` out of the other stacks' recordings into their ``stale`` list.
+
+    A change of outputs recorded on this stack cannot be recorded on a CPU or library build
+    this machine does not have. Those recordings keep every other case; the moved ones are
+    compared by fingerprint with a recording that holds them until someone re-records them
+    there (``record.py --cases ...`` on that stack removes them from ``stale``).
+    """
+    if not names:
+        return
+    for key, other in recordings().items():
+        if key == stack_key():
+            continue
+        rec = json.loads(other.read_text())
+        if rec["commit"] == commit:  # recorded from this very tree (the other Python, say)
+            continue
+        moved = [n for n in names if n in rec["cases"]]
+        if not moved:
+            continue
+        for name in moved:
+            del rec["cases"][name]
+            rec.setdefault("stale", {})[name] = {"since": commit, "recorded_on": stack_key()}
+        other.write_text(dumps(rec))
+        print(f"{other.name}: {', '.join(moved)} marked stale (re-record them on that stack)")
 
 
 if __name__ == "__main__":

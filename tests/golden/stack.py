@@ -106,6 +106,8 @@ def dumps(recording: dict) -> str:
     lines = ["{"]
     for field in ("stack", "versions", "commit", "recorded", "command", "tolerances"):
         lines.append(f" {json.dumps(field)}: {json.dumps(recording[field], sort_keys=True)},")
+    if recording.get("stale"):
+        lines.append(f' "stale": {json.dumps(recording["stale"], sort_keys=True)},')
     lines.append(' "cases": {')
     names = list(recording["cases"])
     for i, name in enumerate(names):

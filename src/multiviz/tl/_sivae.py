@@ -168,7 +168,12 @@ def sivae(
       their number) and they are left out of the mean R² values;
     * ``uns[key_added]``: ``params``; ``r2_gene`` (mean per-gene R² of the decoder) and
       ``r2_linear`` (of the interpretability reconstruction ``v_{f,1} · z_{c,1}`` plus a
-      per-gene intercept), both over all cells and used genes; ``r2_pca`` (PCA with
+      per-gene intercept), both over all cells and used genes; ``r2_gene_heldout`` and
+      ``r2_linear_heldout``, the R² of the same two on the ``n_heldout`` validation cells no
+      step trained on (``train_size < 1``), genes pooled (``1 - ΣSSE / ΣSST``: on a few
+      cells, nearly constant genes would swamp a mean of per-gene R²); ``r2_pca_heldout``
+      (PCA fitted on the training cells, scored alike; a warning says when siVAE's held-out
+      R² is below it); ``r2_pca`` (PCA with
       ``n_latent`` components, Gaussian models: a warning says when siVAE does not beat
       it, which signals an unconverged fit); ``history`` (one row per
       epoch with a ``phase`` column and the metrics all steps log) and

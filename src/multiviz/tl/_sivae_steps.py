@@ -130,20 +130,25 @@ def fit_outputs(model: SIVAE, args: dict[str, Any], checked: dict[str, Any]) -> 
     """Every result array and number, checked finite, with the PCA and least-squares checks."""
     opts, x, linear = checked["opts"], checked["x"], args["linear"]
     outputs = _outputs(model, checked["constant"], checked["sched"]["lr"], chk.output_batch_size(x))
-    r2_pca = (
-        _pca_r2(x, outputs["used"], opts["n_latent"], opts["random_state"])
+    pca = (
+        _pca_r2(
+            x,
+            outputs["used"],
+            opts["n_latent"],
+            opts["random_state"],
+            split=(model.train_indices, model.validation_indices),
+        )
         if args["likelihood"] == "gaussian" and not linear
-        else None
+        else {}
     )
-    _warn_if_not_better_than_pca(outputs, r2_pca, opts["n_latent"])
+    _warn_if_not_better_than_pca(outputs, pca, opts["n_latent"])
     if not linear:
         outputs["rho_lstsq"] = _loadings_vs_lstsq(
             x, outputs["scores"], outputs["loadings"], outputs["used"]
         )
         _warn_if_loadings_unfaithful(outputs)
     outputs["steps"] = {k: h5_safe(v) for k, v in model.steps_.items()}
-    if r2_pca is not None:
-        outputs["r2_pca"] = r2_pca
+    outputs.update(pca)
     return outputs
 
 
@@ -194,7 +199,8 @@ def _outputs(model, constant: np.ndarray, lr: float, batch_size: int | None = No
     loadings[~used] = 0.0
     centrality = np.where(used, r2, 0.0)
     history, per_phase = _history(model)
-    out = {
+    out = _heldout_r2(model, used, batch_size)
+    out |= {
         "scores": scores,
         "loadings": loadings,
         "centrality": centrality,
@@ -213,6 +219,26 @@ def _outputs(model, constant: np.ndarray, lr: float, batch_size: int | None = No
     return out
 
 
+def _heldout_r2(model, used: np.ndarray, batch_size: int | None) -> dict:
+    """R² of the decoder and of the linear term on the validation cells, genes pooled.
+
+    No step trains on those cells (``train_size < 1``). Pooled (``1 - sum SSE / sum SST``
+    over the used genes): on a few cells many genes are nearly constant, and their per-gene
+    R² would swamp a mean. Empty without at least two validation cells.
+    """
+    val = getattr(model, "validation_indices", None)
+    val = np.asarray([] if val is None else val, dtype=int)
+    if val.size < 2:
+        return {}
+    pooled = {
+        key: model._pooled_r2(val, used, batch_size, linear=lin)
+        for key, lin in (("r2_gene_heldout", False), ("r2_linear_heldout", True))
+    }
+    if model.module.linear:
+        pooled["r2_linear_heldout"] = pooled["r2_gene_heldout"]
+    return {**pooled, "n_heldout": int(val.size)}
+
+
 def write_results(target: AnnData, key_added: str, out: dict, params: dict) -> None:
     """Write scores, loadings, centrality and ``uns[key_added]``; log the keys."""
     target.obsm[f"X_{key_added}"] = out["scores"]
@@ -224,13 +250,20 @@ def write_results(target: AnnData, key_added: str, out: dict, params: dict) -> N
         "r2_gene": out["r2_gene"],
         "r2_linear": out["r2_linear"],
         "n_genes_used": int(out["used"].sum()),
-        **({"r2_pca": out["r2_pca"]} if "r2_pca" in out else {}),
+        **{k: out[k] for k in ("r2_gene_heldout", "r2_linear_heldout", "n_heldout") if k in out},
+        **{k: out[k] for k in ("r2_pca", "r2_pca_heldout") if k in out},
         **({"rho_lstsq": out["rho_lstsq"]} if out.get("rho_lstsq") is not None else {}),
         "steps": out["steps"],
         "history": out["history"],
         "history_phases": out["history_phases"],
         "centrality": "per-gene reconstruction R2; higher = more central",
     }
+    if "r2_gene_heldout" in out:
+        logg.info(
+            f"    siVAE on the {out['n_heldout']} held-out cells (R², genes pooled): decoder "
+            f"{out['r2_gene_heldout']:.3f}, linear term {out['r2_linear_heldout']:.3f}; mean "
+            f"per-gene R² over all cells {out['r2_gene']:.3f} / {out['r2_linear']:.3f}"
+        )
     logg.info(
         f"    added obsm['X_{key_added}'], varm['{key_added}_loadings'], "
         f"var['{key_added}_centrality'], var['{key_added}_used'], uns['{key_added}']"
