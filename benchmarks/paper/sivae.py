@@ -43,7 +43,7 @@ QUIET = {"enable_progress_bar": False}
 def save(part: str, result: dict) -> None:
     data = json.loads(OUT.read_text()) if OUT.exists() else {}
     data[part] = result
-    data["hardware"] = hardware()
+    data.setdefault("hardware_by_part", {})[part] = hardware()
     data.setdefault("commands", {})[part] = "python " + " ".join(sys.argv)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(data, indent=2, default=float))

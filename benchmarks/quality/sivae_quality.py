@@ -193,6 +193,7 @@ def fit_sivae(x: np.ndarray, seed: int, design: str, **schedule) -> dict:
         "r2_gene": float(ad.uns["sivae"]["r2_gene"]),
         "r2_gene_heldout": float(ad.uns["sivae"].get("r2_gene_heldout", np.nan)),
         "r2_linear_heldout": float(ad.uns["sivae"].get("r2_linear_heldout", np.nan)),
+        "r2_pca_heldout": float(ad.uns["sivae"].get("r2_pca_heldout", np.nan)),
         "cpu_s": cpu,
         "wall_s": wall,
         "steps": {k: dict(v) for k, v in model.steps_.items()},
@@ -261,8 +262,9 @@ def summarise(runs: dict) -> dict:
             vals = list(seeds.values())
             row: dict = {"n_seeds": len(vals)}
             for key in ("knn", "r2_linear", "r2_gene", "r2_gene_heldout", "cpu_s"):
-                if key in vals[0]:
-                    row[key] = float(np.mean([v[key] for v in vals]))
+                have = [v[key] for v in vals if key in v]
+                if have:
+                    row[key] = float(np.mean(have))
             row["knn_sd"] = float(np.std([v["knn"] for v in vals]))
             for key in ("rho_lstsq", "rho_deeplift"):
                 if key in vals[0]:
