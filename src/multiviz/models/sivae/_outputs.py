@@ -186,8 +186,9 @@ class SIVAEOutputsMixin(ModelFilesMixin):
     ) -> float:
         """``1 - sum SSE / sum SST`` over genes ``genes`` (bool) and cells ``indices``.
 
-        Cells of ``adata`` (the model's when None). The summary for a few held-out cells: a mean of per-gene R² is dominated there by
-        genes nearly constant over those cells (tiny SST), pooling weighs genes by variance.
+        Cells of ``adata`` (the model's when None). The summary for a few held-out cells: a
+        mean of per-gene R² is dominated there by genes nearly constant over those cells (tiny
+        SST); pooling weighs genes by their variance.
         """
         acc = self._gene_moments(adata, batch_size, linear, indices)
         n = acc["n"]

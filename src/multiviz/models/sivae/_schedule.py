@@ -57,11 +57,12 @@ GENE_BATCH = 32
 #: Genes per step in step 2 of the map-first design (``design="map_first"``, the default).
 #: Step 2 is bounded in gene *draws*, so a larger minibatch trains the same epochs in fewer
 #: steps; at 32 genes a step of the 1024-512-128 feature VAE is bound by reading its weights.
-#: Measured with the default schedule (seed 0, one thread, 1,000 genes): 128 genes per step cut
-#: the fit's CPU by 11 % (M1) to 25 % (PBMC 10k fixture), and the loadings described the map
-#: better (Spearman with the least-squares coefficients 0.96 / 0.98 / 0.98 on M1 / PBMC 10k /
-#: PBMC 5k against 0.96 / 0.96 / 0.82 at 32 genes; with DeepLIFT 0.98 / 0.95 / 0.95 against
-#: 0.95 / 0.83 / 0.64). The map is step 1's and does not change.
+#: Measured with the default schedule against 32 genes (``benchmarks/results/sivae_quality.json``,
+#: ``sivae`` vs ``sivae_step2_32``, seed 0, one thread): the fit's CPU fell by 11-19 % (PBMC
+#: fixtures, pbmc68k_reduced, M1), the loadings' Spearman correlation with the
+#: least-squares coefficients of the map rose from 0.82-0.96 to 0.96-0.98 and with DeepLIFT
+#: from 0.64-0.95 to 0.95-0.98, and the decoder's mean per-gene R² fell (PBMC 5k: 0.26 to
+#: 0.16). The map is step 1's and does not change.
 FEATURE_BATCH = 128
 
 
