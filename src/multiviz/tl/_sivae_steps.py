@@ -230,13 +230,9 @@ def _heldout_r2(model, used: np.ndarray, batch_size: int | None) -> dict:
     val = np.asarray([] if val is None else val, dtype=int)
     if val.size < 2:
         return {}
-    pooled = {
-        key: model._pooled_r2(val, used, batch_size, linear=lin)
-        for key, lin in (("r2_gene_heldout", False), ("r2_linear_heldout", True))
-    }
-    if model.module.linear:
-        pooled["r2_linear_heldout"] = pooled["r2_gene_heldout"]
-    return {**pooled, "n_heldout": int(val.size)}
+    r2 = model._pooled_r2(val, used, batch_size)
+    r2_lin = r2 if model.module.linear else model._pooled_r2(val, used, batch_size, linear=True)
+    return {"r2_gene_heldout": r2, "r2_linear_heldout": r2_lin, "n_heldout": int(val.size)}
 
 
 def write_results(target: AnnData, key_added: str, out: dict, params: dict) -> None:

@@ -31,17 +31,14 @@ SCHEDULE_ARGS = (
 )
 """The phase-length arguments that ``max_epochs`` scales."""
 
+FIT_ARGS = ("lasso", "lr", "lr_finetune", "ridge", "batch_size", "val_fraction", "handover")
+"""The penalty, optimiser and split arguments of :meth:`SBNN.train`."""
+
 TRAIN_ARGS = (
     "pretrain",
     *SCHEDULE_ARGS,
     "n_genes",
-    "lasso",
-    "lr",
-    "lr_finetune",
-    "ridge",
-    "batch_size",
-    "val_fraction",
-    "handover",
+    *FIT_ARGS,
     *(name for name in TRAINING_VOCABULARY if name != "batch_size"),
 )
 """Every keyword :meth:`SBNN.train` (and, through it, ``mv.tl.sbnn``) accepts."""

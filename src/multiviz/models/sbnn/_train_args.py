@@ -22,6 +22,7 @@ from ..._validate import (
 )
 from . import _plan as plan
 from ._checks import (  # noqa: F401  (TRAIN_ARGS: re-exported)
+    FIT_ARGS,
     GARBAGE_R2,
     SCHEDULE_ARGS,
     TRAIN_ARGS,
@@ -156,15 +157,5 @@ def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> t
     return stepwise, precision, phases
 
 
-_RESOLVED_ARGS = (
-    "max_epochs",
-    "lasso",
-    "lr",
-    "lr_finetune",
-    "ridge",
-    "batch_size",
-    "val_fraction",
-    "handover",
-    "early_stopping",
-)
+_RESOLVED_ARGS = ("max_epochs", *FIT_ARGS, "early_stopping")
 """The other arguments :func:`resolve_schedule` checks (beside the phase lengths)."""

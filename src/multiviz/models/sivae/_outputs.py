@@ -168,8 +168,7 @@ class SIVAEOutputsMixin(ModelFilesMixin):
         self._check_if_trained(warn=False)
         acc = self._gene_moments(adata, batch_size, linear, indices)
         n = acc["n"]
-        sst = acc["t2"] - acc["t"] ** 2 / n
-        sse = acc["r2"] - acc["r"] ** 2 / n if linear else acc["r2"]
+        sst, sse = _sums_of_squares(acc, linear)
         scale = torch.clamp(acc["t2"] / n, min=1e-30)
         constant = sst <= 1e-10 * scale * n
         r2 = torch.where(constant, torch.nan, 1.0 - sse / torch.where(constant, 1.0, sst))
@@ -190,10 +189,7 @@ class SIVAEOutputsMixin(ModelFilesMixin):
         mean of per-gene R² is dominated there by genes nearly constant over those cells (tiny
         SST); pooling weighs genes by their variance.
         """
-        acc = self._gene_moments(adata, batch_size, linear, indices)
-        n = acc["n"]
-        sst = acc["t2"] - acc["t"] ** 2 / n
-        sse = acc["r2"] - acc["r"] ** 2 / n if linear else acc["r2"]
+        sst, sse = _sums_of_squares(self._gene_moments(adata, batch_size, linear, indices), linear)
         keep = torch.as_tensor(np.asarray(genes, dtype=bool), device=sst.device)
         return float(1.0 - sse[keep].sum() / sst[keep].sum().clamp_min(1e-30))
 
@@ -248,3 +244,13 @@ class SIVAEOutputsMixin(ModelFilesMixin):
             out = m.sample(n_cells, cov)
         m.train(was_training)
         return out.cpu().numpy()
+
+
+def _sums_of_squares(acc: dict, linear: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-gene total and residual sums of squares from :meth:`_gene_moments`' sums.
+
+    ``linear``: the residuals are centred (their mean is the least-squares intercept).
+    """
+    n = acc["n"]
+    sst = acc["t2"] - acc["t"] ** 2 / n
+    return sst, (acc["r2"] - acc["r"] ** 2 / n if linear else acc["r2"])
