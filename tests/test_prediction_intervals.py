@@ -95,8 +95,30 @@ def test_sbnn_interval_is_calibrated_on_new_cells_and_travels_with_the_model(tmp
     assert 0.8 <= coverage <= 0.98, coverage
 
 
+def test_small_data_hold_out_the_count_whose_coverage_is_exact(planted):
+    """160 fit cells: 19 held out, not 16 (whose 90 % interval would cover 94 %), and the
+    average coverage of new cells over 30 splits is 0.90 within 0.03."""
+    m = planted
+    covered = []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        new = np.zeros(m.n_obs, bool)
+        new[rng.choice(m.n_obs, 140, replace=False)] = True
+        fit = m[~new].copy()
+        mv.tl.srrr(fit, n_genes=10, random_state=seed)
+        out = fit.uns["srrr"]
+        assert out["n_heldout"] == out["prediction_interval"]["n_calibration"] == 19
+        pred = (m["rna"].X[new] - out["x_mean"]) @ fit["rna"].varm["srrr_loadings"] @ out[
+            "V"
+        ].T + out["y_mean"]
+        width = np.array([out["prediction_interval"]["halfwidth"][f] for f in m["ephys"].var_names])
+        covered.append(np.abs(m["ephys"].X[new] - pred) <= width)
+    coverage = float(np.mean(covered))
+    assert abs(coverage - 0.9) <= 0.03, coverage
+
+
 def test_too_few_held_out_cells_write_no_interval(planted):
-    m = planted[:60].copy()  # 6 held-out cells < 9
+    m = planted[:40].copy()  # 4 held-out cells: 9 would be more than twice that
     mv.tl.srrr(m, n_genes=10)
     assert "prediction_interval" not in m.uns["srrr"]
     assert "srrr_pred_lower" not in m["ephys"].layers

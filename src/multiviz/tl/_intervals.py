@@ -32,6 +32,48 @@ def min_calibration_cells(level: float) -> int:
     return math.ceil(level / (1.0 - level) - 1e-9)
 
 
+MAX_SLACK = 0.01
+"""Largest over-coverage a fit's calibration count may leave: with ``n`` held-out cells the
+split-conformal interval covers ``ceil((n + 1) level) / (n + 1)`` of new cells, which is
+``level`` exactly only where ``(n + 1) level`` is a whole number (16 cells at 90 %: 94.1 %)."""
+
+
+def coverage_slack(n: int, level: float) -> float:
+    """Expected over-coverage of a level-``level`` split-conformal interval from ``n`` cells.
+
+    ``ceil((n + 1) level) / (n + 1) - level``; infinite when ``n`` is too few for a finite
+    interval.
+    """
+    rank = math.ceil((n + 1) * level - 1e-9)
+    return math.inf if rank > n else rank / (n + 1) - level
+
+
+def exact_calibration_count(n: int, level: float, n_max: int) -> int:
+    """The held-out count nearest ``n`` whose interval covers ``level`` to :data:`MAX_SLACK`.
+
+    At most ``n_max`` and at most ``2 n``; ``n`` itself if no such count exists.
+
+    On small data the discreteness of the conformal rank, not the model, sets the coverage:
+    160 cells with ``train_size=0.9`` hold out 16, whose 90 % interval is the largest
+    residual and covers 94.1 % of new cells; 19 held-out cells give 90.0 %. Ties go to the
+    larger count. From about 100 held-out cells every count is within the slack.
+
+    Examples
+    --------
+    >>> exact_calibration_count(16, 0.9, 100), exact_calibration_count(6, 0.9, 100)
+    (19, 9)
+    >>> exact_calibration_count(121, 0.9, 1000), exact_calibration_count(4, 0.9, 100)
+    (121, 4)
+    """
+    if coverage_slack(n, level) <= MAX_SLACK:
+        return n
+    for step in range(1, n + 1):
+        for cand in (n + step, n - step):
+            if 1 <= cand <= min(n_max, 2 * n) and coverage_slack(cand, level) <= MAX_SLACK:
+                return cand
+    return n
+
+
 def conformal_halfwidth(residuals: np.ndarray, level: float) -> np.ndarray | None:
     """Per-feature half-widths from the residuals of cells the model did not train on.
 

@@ -140,7 +140,7 @@ def _gene_reconstruction(model, latent: np.ndarray, batch_size: int = 4096) -> p
 
 
 def _checked_data(
-    mdata, x, y, genes, bottleneck, n_genes, pretrain, copy, train_size, random_state
+    mdata, x, y, genes, bottleneck, n_genes, pretrain, copy, train_size, random_state, interval
 ) -> tuple[PairedArrays, Split]:
     """Container and size checks; the model's arrays and the held-out split of the cells."""
     if not copy:
@@ -151,7 +151,9 @@ def _checked_data(
     data = full_arrays(mdata, x=x, y=y, genes=genes)
     check_n_genes(n_genes, data.X.shape[1])
     check_min_obs(data.X.shape[0], min_cells(pretrain), "mdata", "cells")
-    split = heldout_split(data.X.shape[0], train_size, random_state, min_train=min_cells(pretrain))
+    split = heldout_split(
+        data.X.shape[0], train_size, random_state, min_train=min_cells(pretrain), level=interval
+    )
     return data, split
 
 
@@ -249,9 +251,12 @@ def sbnn(
         beat the mean predictor or sRRR. ``1.0`` trains on every cell (no held-out numbers).
     interval
         Coverage of the prediction intervals (0.9): split conformal from the held-out
-        cells' residuals (the ``ceil((n + 1) interval)``-th smallest of ``n``), valid for new cells like the
-        training ones without assumptions on the model or noise. Needs at least
-        ``interval / (1 - interval)`` held-out cells (9 for 0.9); ``None`` skips them.
+        cells' residuals (the ``ceil((n + 1) interval)``-th smallest of ``n``), valid for
+        new cells like the training ones without assumptions on the model or noise. Needs
+        at least ``interval / (1 - interval)`` held-out cells (9 for 0.9). On small data
+        the held-out count moves to the nearest one at which that rank covers ``interval``
+        to within one percentage point (16 cells would cover 94 %, 19 cover 90 %; logged,
+        and ``n_heldout`` in ``uns`` says how many); ``None`` skips the intervals.
     random_state
         Seed (weights, k-means, the held-out cells, hold-out split, shuffling), in
         ``[0, 2**32 - 1]``.
@@ -331,7 +336,7 @@ def sbnn(
     interval = check_level(interval)
     check_extra(train_kwargs, "mv.tl.sbnn")
     data, split = _checked_data(
-        mdata, x, y, genes, bottleneck, n_genes, pretrain, copy, train_size, random_state
+        mdata, x, y, genes, bottleneck, n_genes, pretrain, copy, train_size, random_state, interval
     )
     model, latent, pred, genes_pred, scores = _fit_and_score(
         mdata,

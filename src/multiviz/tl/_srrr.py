@@ -138,7 +138,8 @@ def srrr(
         figures do.
     interval
         Coverage of the prediction intervals (0.9): split conformal from the held-out
-        cells' residuals (see :func:`multiviz.tl.sbnn`); ``None`` skips them.
+        cells' residuals, with the held-out count set as :func:`multiviz.tl.sbnn` says;
+        ``None`` skips them.
     random_state
         Seed of the held-out cells (the fit itself is deterministic).
     key_added
@@ -193,7 +194,7 @@ def srrr(
         random_state,
         interval,
     )
-    split = heldout_split(data.X.shape[0], train_size, random_state, min_train=3)
+    split = heldout_split(data.X.shape[0], train_size, random_state, min_train=3, level=interval)
     fit = _fit_and_score(data, split, rank, n_genes, lam, alpha, relaxed, interval)
     params = {
         "x": data.x,
