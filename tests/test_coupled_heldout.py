@@ -64,3 +64,11 @@ def test_noise_targets_warn_and_train_size_one_has_no_numbers():
     assert out["r2_heldout_cross_modal"]["rna->ephys"] <= 0.0
     full = _fit(_mdata(xr, xe, names), train_size=1.0)
     assert "r2_heldout_cross_modal" not in full and "heldout_cells" not in full
+
+
+def test_small_data_hold_out_the_count_whose_interval_coverage_is_exact():
+    """160 cells: 19 held out, not 16 (a 90 % interval from 16 covers 94 %)."""
+    xr, xe, names, _ = _planted(n=160)
+    out = _fit(_mdata(xr, xe, names), steps_per_epoch=5)
+    assert len(out["heldout_cells"]) == out["n_heldout_cross_modal"]["rna->ephys"] == 19
+    assert out["prediction_interval"]["level"] == 0.9

@@ -3,6 +3,7 @@
 Usage (from the repository root; about 40 minutes on one CPU thread):
 
     python benchmarks/quality/uncertainty.py [--part coverage|cost|compare] [--datasets a,b]
+        [--methods srrr,sbnn,coupled]
 
 Datasets: M1 Patch-seq ephys (1,213 cells), both 200-cell PBMC CITE-seq fixtures' proteins,
 `simulate_patchseq` with 2,000 cells, and an 80-cell random subset of M1; each prepared once
@@ -50,7 +51,7 @@ from _common import DATA, RESULTS, write_result  # noqa: E402
 import multiviz as mv  # noqa: E402
 
 OUT = RESULTS / "uncertainty.json"
-REPEATS = {"m1_80_cells": 10, "pbmc_10k_protein_v3_200cells": 5, "pbmc_5k_protein_v3_200cells": 5}
+REPEATS = {"m1_80_cells": 10, "pbmc_10k_protein_v3_200cells": 10, "pbmc_5k_protein_v3_200cells": 10}
 DEFAULT_REPEATS = 3
 
 
@@ -135,9 +136,10 @@ def _coupled(fit, hidden, y, train_size):
 METHODS = {"srrr": _srrr, "sbnn": _sbnn, "coupled": _coupled}
 
 
-def coverage(name: str, m, y: str) -> dict:
+def coverage(name: str, m, y: str, methods: list[str]) -> dict:
     rows = {}
-    for method, run in METHODS.items():
+    for method in methods:
+        run = METHODS[method]
         inside, widths, train_sizes, seconds = [], [], [], []
         for rep in range(REPEATS.get(name, DEFAULT_REPEATS)):
             hidden_mask = np.zeros(m.n_obs, bool)
@@ -233,6 +235,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", choices=("coverage", "cost", "compare"), action="append")
     parser.add_argument("--datasets", default=None)
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="coverage part: methods to (re)measure"
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="result file (merged into)")
     args = parser.parse_args()
     parts = args.part or ["coverage", "cost", "compare"]
@@ -242,7 +247,8 @@ def main() -> None:
     names = args.datasets.split(",") if args.datasets else None
     for name, (m, y) in datasets(names).items():
         if "coverage" in parts:
-            result["coverage90"][name] = coverage(name, m, y)
+            rows = coverage(name, m, y, args.methods.split(","))
+            result["coverage90"][name] = {**result["coverage90"].get(name, {}), **rows}
         if "cost" in parts or "compare" in parts:
             ratio, overhead, detail = cost(name, m, y)
             result["cv_ratio"][name] = ratio

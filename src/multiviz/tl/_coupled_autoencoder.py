@@ -21,9 +21,8 @@ from .._validate import (
     check_writable,
 )
 from ._checks import check_standardised
-from ._coupled_heldout import (
-    TRAIN_SIZE,
-)
+from ._coupled_heldout import TRAIN_SIZE
+from ._intervals import LEVEL
 
 if TYPE_CHECKING:
     from ..models import CoupledAutoencoder
@@ -210,6 +209,7 @@ def _check_arguments(mdata: MuData, args: dict[str, Any]) -> None:
     check_kwargs(model_kwargs, _MODEL_KWARGS, "model_kwargs")
     check_kwargs(train_kwargs, _TRAIN_KWARGS, "train_kwargs")
     train_kwargs.setdefault("train_size", TRAIN_SIZE)
+    _calibrated_train_size(mdata, modalities, train_kwargs)
     if args["max_epochs"] is not None:
         check_int(args["max_epochs"], "max_epochs")
     check_int(args["batch_size"], "batch_size", minimum=2)
@@ -230,3 +230,27 @@ def _check_arguments(mdata: MuData, args: dict[str, Any]) -> None:
     args["cross_modal"] = check_cross_modal(args["cross_modal"])
     args["layers"] = dict(args["layers"] or {})
     check_standardised(mdata, modalities, args["layers"])
+
+
+def _calibrated_train_size(mdata: MuData, modalities, train_kwargs: dict) -> None:
+    """Hold out the cell count whose 90 % interval coverage is exact (as ``mv.tl.sbnn``).
+
+    The model holds out ``round(n (1 - train_size))`` of its ``n`` cells (those measured in
+    any of ``modalities``); ``train_size`` is set so that this is the count
+    :func:`~multiviz.tl._heldout.calibration_count` gives, never more than half the cells.
+    """
+    from ._heldout import MIN_HELDOUT, calibration_count
+
+    train_size = check_float(
+        train_kwargs["train_size"], "train_kwargs['train_size']", low=0.0, high=1.0, low_open=True
+    )
+    cells = mdata.mod[modalities[0]].obs_names
+    for mod in modalities[1:]:
+        cells = cells.union(mdata.mod[mod].obs_names)
+    n = len(cells)
+    nominal = int(round(n * (1.0 - train_size)))
+    if nominal < MIN_HELDOUT:
+        return
+    n_val = calibration_count(nominal, LEVEL, n // 2, train_size)
+    if n_val != nominal:
+        train_kwargs["train_size"] = 1.0 - n_val / n

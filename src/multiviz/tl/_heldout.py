@@ -37,6 +37,31 @@ class Split(NamedTuple):
     test: np.ndarray
 
 
+def calibration_count(nominal: int, level: float, n_max: int, train_size: float) -> int:
+    """Held-out cells for a level-``level`` interval, moved from ``nominal`` if need be.
+
+    The nearest count whose split-conformal coverage is exact
+    (:func:`~multiviz.tl._intervals.exact_calibration_count`, at most ``n_max``), logged
+    when it differs from ``nominal``.
+    """
+    n_test = exact_calibration_count(nominal, level, n_max)
+    if n_test != nominal:
+        slack = coverage_slack(nominal, level)
+        logg.info(
+            "    holding out %d cells instead of %d (train_size=%g): with %d the %g%% "
+            "prediction interval would cover %s of new cells, with %d it covers %.1f%%",
+            n_test,
+            nominal,
+            train_size,
+            nominal,
+            100 * level,
+            "none" if math.isinf(slack) else f"{100 * (level + slack):.1f}%",
+            n_test,
+            100 * (level + coverage_slack(n_test, level)),
+        )
+    return n_test
+
+
 def heldout_split(
     n_obs: int,
     train_size: float,
@@ -60,22 +85,7 @@ def heldout_split(
     train_size = check_float(train_size, "train_size", low=0.0, high=1.0, low_open=True)
     n_test = int(round((1.0 - train_size) * n_obs))
     if level is not None and n_test >= MIN_HELDOUT:
-        nominal, n_test = n_test, exact_calibration_count(n_test, level, n_obs - min_train)
-        if n_test != nominal:
-            logg.info(
-                "    holding out %d cells instead of %d (train_size=%g): with %d the %g%% "
-                "prediction interval would cover %s of new cells, with %d it covers %.1f%%",
-                n_test,
-                nominal,
-                train_size,
-                nominal,
-                100 * level,
-                "none"
-                if math.isinf(coverage_slack(nominal, level))
-                else f"{100 * (level + coverage_slack(nominal, level)):.1f}%",
-                n_test,
-                100 * (level + coverage_slack(n_test, level)),
-            )
+        n_test = calibration_count(n_test, level, n_obs - min_train, train_size)
     if n_test < MIN_HELDOUT:
         if train_size < 1.0:
             logg.info(
