@@ -99,3 +99,12 @@ def _equal(a, b) -> bool:
 def deep_same(a: dict, b: dict) -> bool:
     """Whether two :func:`deep_snapshot` s are identical."""
     return _equal(a, b)
+
+
+def forward(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Latent and predicted targets of a trained SBNN for a full-gene array ``X`` (cells the
+    model never registered, e.g. with columns permuted on purpose)."""
+    module = model.module.eval()
+    with torch.inference_mode():
+        z, y = module.forward_targets(module.select_input(torch.as_tensor(X, dtype=torch.float32)))
+    return z.numpy(), y.numpy()

@@ -4,7 +4,7 @@ import mudata as md
 import numpy as np
 import pytest
 import torch
-from _sbnn_helpers import TINY, one_torch_thread, same, simulated, snapshot  # noqa: F401
+from _sbnn_helpers import TINY, forward, one_torch_thread, same, simulated, snapshot  # noqa: F401
 
 import multiviz as mv
 from multiviz import InputError
@@ -12,7 +12,7 @@ from multiviz.metrics import r2_score
 from multiviz.models.sbnn import SBNNModule
 from multiviz.models.sbnn._schedule import default_epochs
 from multiviz.tl._paired_data import fold_arrays, full_arrays
-from multiviz.tl._sbnn import fit_sbnn, sbnn_forward
+from multiviz.tl._sbnn import fit_sbnn
 
 # The default schedule at the paper's learning rates: on 400 simulated cells it keeps the
 # paper's optimisation steps (more epochs than M1's 50/50/50/100; size_scaled_epochs),
@@ -55,15 +55,15 @@ def test_group_lasso_shrinks_unselected_norms(fitted):
 def test_pruned_model_ignores_unselected_genes(fitted):
     m, model = fitted
     X = m["rna"].X.copy()
-    _, before = sbnn_forward(model, X)
+    _, before = forward(model, X)
     sel = m["rna"].var["sbnn_selected"].to_numpy()
     X2 = X.copy()
     X2[:, np.flatnonzero(~sel)[:20]] += 100.0
-    _, after = sbnn_forward(model, X2)
+    _, after = forward(model, X2)
     np.testing.assert_array_equal(before, after)
     X3 = X.copy()
     X3[:, np.flatnonzero(sel)[0]] += 3.0
-    assert not np.allclose(sbnn_forward(model, X3)[1], before)
+    assert not np.allclose(forward(model, X3)[1], before)
     # the pruned first layer only has the kept genes
     assert model.module.first.in_features == 10
 
@@ -121,8 +121,8 @@ def test_same_seed_same_latent(sim):
     a = fit_sbnn(data, n_genes=5, random_state=3, **TINY)
     b = fit_sbnn(data, n_genes=5, random_state=3, **TINY)
     c = fit_sbnn(data, n_genes=5, random_state=4, **TINY)
-    np.testing.assert_array_equal(sbnn_forward(a, data.X)[0], sbnn_forward(b, data.X)[0])
-    assert not np.allclose(sbnn_forward(a, data.X)[0], sbnn_forward(c, data.X)[0])
+    np.testing.assert_array_equal(forward(a, data.X)[0], forward(b, data.X)[0])
+    assert not np.allclose(forward(a, data.X)[0], forward(c, data.X)[0])
 
 
 def test_no_pretrain_held_out(sim):
@@ -134,7 +134,7 @@ def test_no_pretrain_held_out(sim):
     assert list(dict.fromkeys(model.phase_history_["phase"])) == ["lasso", "pruned"]
     drivers = set(sim["rna"].var_names[sim["rna"].var["driver"]])
     assert len(drivers & set(model.selected_genes)) >= 8
-    _, pred = sbnn_forward(model, te.X)
+    _, pred = forward(model, te.X)
     assert r2_score(te.Y, pred) > 0.5
 
 

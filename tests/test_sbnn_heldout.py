@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _sbnn_helpers import TINY, one_torch_thread  # noqa: F401
+from _sbnn_helpers import TINY, forward, one_torch_thread  # noqa: F401
 
 import multiviz as mv
 from multiviz.metrics import r2_score
 from multiviz.models.sbnn._plan import pretrain_labels
 from multiviz.tl._paired_data import fold_arrays
-from multiviz.tl._sbnn import fit_sbnn, sbnn_forward
+from multiviz.tl._sbnn import fit_sbnn
 from multiviz.tl._srrr import fit_srrr
 
 
@@ -27,8 +27,8 @@ def _cv_fold(m, train, test):
     """One fold of the sequential CV path (``fold_arrays`` → ``fit_sbnn`` → forward)."""
     tr, te = fold_arrays(m, train, test)
     model = fit_sbnn(tr, n_genes=5, gene_decoder_epochs=0, **TINY)
-    _, pred_tr = sbnn_forward(model, tr.X)
-    _, pred_te = sbnn_forward(model, te.X)
+    _, pred_tr = forward(model, tr.X)
+    _, pred_te = forward(model, te.X)
     genes = list(tr.gene_names[model.module.gene_index.numpy()])
     return genes, pred_tr, r2_score(te.Y, pred_te)
 
@@ -69,8 +69,8 @@ def test_sbnn_paper_lr_beats_mean_and_tracks_srrr_held_out(split):
     res, _ = fit_srrr(tr, rank=2, n_genes=10)
     r2_srrr = r2_score(te.Y, res.predict(te.X))
     model = fit_sbnn(tr, n_genes=10, gene_decoder_epochs=0)
-    z_tr, pred_tr = sbnn_forward(model, tr.X)
-    z_te, pred_te = sbnn_forward(model, te.X)
+    z_tr, pred_tr = forward(model, tr.X)
+    z_te, pred_te = forward(model, te.X)
     r2 = r2_score(te.Y, pred_te)
     # measured: 0.91 against sRRR-2's 0.63 (the planted ephys are non-linear in the drivers)
     assert r2 > 0.8
@@ -94,3 +94,26 @@ def test_pretrain_labels_drop_small_clusters():
     assert np.bincount(labels[labels >= 0]).tolist() == [40, 30, 25]
     again = pretrain_labels(Y, n_clusters=4, random_state=0, n_init=20)
     np.testing.assert_array_equal(labels, again)
+
+
+def test_train_indices_fit_as_if_only_those_cells_were_registered(split):
+    """`SBNN.train(indices=)` (how `mv.tl.sbnn` trains on its training split) gives the
+    model a model set up on those cells alone would be, and scores every registered cell."""
+    m, train, test = split
+    m, sub = m.copy(), m[train].copy()
+    mv.models.SBNN.setup_mudata(m, x="rna", y="ephys")
+    a = mv.models.SBNN(m, random_state=0)
+    a.train(indices=train[::-1], n_genes=5, enable_progress_bar=False, **TINY)
+    mv.models.SBNN.setup_mudata(sub, x="rna", y="ephys")
+    b = mv.models.SBNN(sub, random_state=0)
+    b.train(n_genes=5, enable_progress_bar=False, **TINY)
+    np.testing.assert_array_equal(a.train_indices_, train)
+    np.testing.assert_array_equal(a.predict(indices=train).to_numpy(), b.predict().to_numpy())
+    assert list(a.selected_genes) == list(b.selected_genes)
+    z = a.get_latent_representation()
+    assert z.shape == (m.n_obs, 2)
+    np.testing.assert_array_equal(z[test], forward(a, m["rna"].X[test])[0])
+    for bad, what in (([0, 0, 1], "repeats"), ([m.n_obs], "must lie"), ([], "non-empty")):
+        fresh = mv.models.SBNN(m, random_state=0)
+        with pytest.raises(mv.InputError, match=what):
+            fresh.train(indices=bad, n_genes=5, **TINY)

@@ -18,6 +18,7 @@ from ._args import (
     check_fit_finite,
     check_float,
     check_folds,
+    check_indices,
     check_int,
     check_kwargs,
     check_level,

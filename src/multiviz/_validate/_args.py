@@ -271,3 +271,22 @@ def check_folds(folds, n_folds: int) -> list[int]:
     if len(set(map(int, items))) != len(items):
         raise InputError(f"`folds` has repeated fold indices: {folds!r}; list each fold once.")
     return [int(f) for f in items]
+
+
+def check_indices(indices: Any, n_obs: int, arg: str) -> np.ndarray:
+    """Require a non-empty list of distinct row indices in ``[0, n_obs)``; sorted int64."""
+    values = np.asarray(indices)
+    if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "iu":
+        raise InputError(
+            f"`{arg}` must be a non-empty 1-d list of integer row indices, got "
+            f"{type(indices).__name__} of shape {values.shape} ({values.dtype})."
+        )
+    if values.min() < 0 or values.max() >= n_obs:
+        raise InputError(
+            f"`{arg}` must lie in 0..{n_obs - 1} (the {n_obs} registered cells), got "
+            f"{int(values.min())}..{int(values.max())}."
+        )
+    unique = np.unique(values).astype(np.int64)
+    if unique.size != values.size:
+        raise InputError(f"`{arg}` repeats {values.size - unique.size} indices; list each once.")
+    return unique

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mudata as md
 import numpy as np
-import pandas as pd
 
 from multiviz._validate import check_level
 
@@ -42,6 +41,8 @@ MIN_CELLS_PRETRAIN = 40
 clustered into K = 20 k-means clusters (paper Methods)."""
 MIN_CELLS_PLAIN = 2
 """Fewest cells without pre-training (one minibatch)."""
+PREDICT_BATCH = 4096
+"""Cells per forward pass when the fitted model scores every cell."""
 
 
 def min_cells(pretrain: bool) -> int:
@@ -68,6 +69,7 @@ def _check_size(mdata: md.MuData, x: str, y: str | None, genes, bottleneck: int)
 def fit_sbnn(
     data: PairedArrays,
     *,
+    indices: np.ndarray | None = None,
     bottleneck: int = 2,
     n_genes: int = 25,
     lasso: float = 0.1,
@@ -76,7 +78,11 @@ def fit_sbnn(
     enable_progress_bar: bool | None = False,
     **train_kwargs,
 ):
-    """Train an :class:`~multiviz.models.SBNN` on arrays (no user object is touched)."""
+    """Train an :class:`~multiviz.models.SBNN` on arrays (no user object is touched).
+
+    The arrays are registered once, all cells; the model trains on the rows ``indices``
+    (all if ``None``) and gives the latent and predictions of every registered cell.
+    """
     from multiviz.models.sbnn._checks import check_sbnn_size
 
     from ..models.sbnn import SBNN
@@ -90,6 +96,7 @@ def fit_sbnn(
         lasso=lasso,
         pretrain=pretrain,
         enable_progress_bar=enable_progress_bar,
+        indices=indices,
         **train_kwargs,
     )
     return model
@@ -100,43 +107,6 @@ def linear_heldout_r2(data: PairedArrays, split: Split, *, rank: int, n_genes: i
     res, _ = fit_srrr(training_part(data, split), rank=min(rank, data.Y.shape[1]), n_genes=n_genes)
     mean = data.Y[split.train].mean(axis=0)
     return r2_score(data.Y[split.test], res.predict(data.X[split.test]), train_mean=mean)
-
-
-def sbnn_forward(model, X: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Latent and target predictions of a trained SBNN for a full-gene array ``X``."""
-    import torch
-
-    with torch.inference_mode():
-        return _forward(model, X, batch_size)
-
-
-def _forward(model, X, batch_size):
-    import torch
-
-    module = model.module
-    module.eval()
-    dev = module.first.weight.device
-    zs, ys = [], []
-    for start in range(0, X.shape[0], batch_size):
-        xb = torch.as_tensor(X[start : start + batch_size], dtype=torch.float32, device=dev)
-        z, y = module.forward_targets(module.select_input(xb))
-        zs.append(z.cpu().numpy())
-        ys.append(y.cpu().numpy())
-    return np.concatenate(zs), np.concatenate(ys)
-
-
-def _gene_reconstruction(model, latent: np.ndarray, batch_size: int = 4096) -> pd.DataFrame:
-    """The gene decoder's reconstruction of the selected genes from the bottleneck ``latent``."""
-    import torch
-
-    module = model.module
-    dev = module.head.weight.device
-    out = []
-    with torch.inference_mode():
-        for start in range(0, latent.shape[0], batch_size):
-            z = torch.as_tensor(latent[start : start + batch_size], device=dev)
-            out.append(module.gene_decoder(z).float().cpu().numpy())
-    return pd.DataFrame(np.concatenate(out), columns=pd.Index(model.selected_genes))
 
 
 def _checked_data(
@@ -170,9 +140,12 @@ def _fit_and_score(mdata, data, split, interval, fit_kwargs: dict) -> tuple:
     bottleneck, n_genes = fit_kwargs["bottleneck"], fit_kwargs["n_genes"]
     gene_decoder_epochs = fit_kwargs["gene_decoder_epochs"]
     with fit_context(f"sBNN-{bottleneck} ({n_genes} genes)"):
-        model = fit_sbnn(training_part(data, split), **fit_kwargs)
-        latent, pred = sbnn_forward(model, data.X)
-        genes_pred = _gene_reconstruction(model, latent) if gene_decoder_epochs else None
+        model = fit_sbnn(data, indices=split.train if split.test.size else None, **fit_kwargs)
+        latent = model.get_latent_representation(batch_size=PREDICT_BATCH)
+        pred = model.predict(batch_size=PREDICT_BATCH).to_numpy()
+        genes_pred = (
+            model.predict(batch_size=PREDICT_BATCH, genes=True) if gene_decoder_epochs else None
+        )
         model.preprocessing_ = paired_preprocessing(mdata, data)
         scores = heldout_scores(data, pred, split)
         if scores:

@@ -32,12 +32,12 @@ def _as_tensor(rows, device) -> torch.Tensor:
 
 
 class DeviceRows:
-    """All rows as one dense float32 tensor on the training device."""
+    """All rows (or the rows ``subset``) as one dense float32 tensor on the training device."""
 
     streamed = False
 
-    def __init__(self, X):
-        self.X = _as_tensor(X, "cpu")
+    def __init__(self, X, subset: np.ndarray | None = None):
+        self.X = _as_tensor(X if subset is None else X[subset], "cpu")
         self.shape = tuple(self.X.shape)
 
     def to(self, device) -> None:
@@ -68,15 +68,19 @@ class StreamedRows:
     X
         Cells x genes: scipy sparse (converted to CSR once, no densifying), a numpy array,
         or a backed AnnData's dataset (anything supporting ``X[rows]``).
+    subset
+        Sorted rows of ``X`` that are this source's rows (``None``: all); row ``i`` here is
+        row ``subset[i]`` of ``X``, read only when a minibatch asks for it.
     """
 
     streamed = True
 
-    def __init__(self, X):
+    def __init__(self, X, subset: np.ndarray | None = None):
         if sp.issparse(X) and not sp.isspmatrix_csr(X):
             X = sp.csr_matrix(X)
         self.X = X
-        self.shape = tuple(X.shape)
+        self._subset = subset
+        self.shape = (X.shape[0] if subset is None else int(subset.size), X.shape[1])
         self._device = torch.device("cpu")
         self._cols: np.ndarray | None = None
 
@@ -90,6 +94,8 @@ class StreamedRows:
         return self._device
 
     def _host_rows(self, idx: np.ndarray):
+        if self._subset is not None:
+            idx = self._subset[idx]
         # h5py datasets (backed AnnData) need increasing indices: read sorted, then reorder
         if isinstance(self.X, (np.ndarray, sp.spmatrix, sp.sparray)):
             out = self.X[idx]
@@ -115,11 +121,17 @@ class StreamedRows:
         self.shape = (self.shape[0], int(keep.size))
 
 
-def make_rows(X, data_on_device: bool | None) -> DeviceRows | StreamedRows:
-    """The row source for ``X``; ``None`` picks by size (:data:`STREAM_ABOVE`)."""
+def make_rows(
+    X, data_on_device: bool | None, subset: np.ndarray | None = None
+) -> DeviceRows | StreamedRows:
+    """The row source for the rows ``subset`` of ``X`` (all if ``None``).
+
+    ``data_on_device=None`` picks by size (:data:`STREAM_ABOVE`).
+    """
+    n_rows = X.shape[0] if subset is None else int(subset.size)
     if data_on_device is None:
-        data_on_device = X.shape[0] * X.shape[1] <= STREAM_ABOVE
-    return DeviceRows(X) if data_on_device else StreamedRows(X)
+        data_on_device = n_rows * X.shape[1] <= STREAM_ABOVE
+    return DeviceRows(X, subset) if data_on_device else StreamedRows(X, subset)
 
 
 def forward_all(module, rows: DeviceRows | StreamedRows) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -13,7 +15,7 @@ from scvi.model.base import BaseModelClass
 
 from multiviz.models.sbnn._checks import check_sbnn_size, check_zscore
 
-from ..._validate import InputError, check_random_state
+from ..._validate import InputError, check_indices, check_random_state
 from . import _plan as plan
 from ._data import make_rows
 from ._fit import checked_outcome, log_phases, run_phases
@@ -94,6 +96,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         # split-conformal prediction interval (multiviz.tl._intervals), set by mv.tl.sbnn
         self.prediction_interval_: dict | None = None
         self.r2_train_: float | None = None
+        self.train_indices_: np.ndarray | None = None
         self.pretrain_baseline_ce_: float | None = None
         self._model_summary_string = (
             f"SBNN: {n_input} genes -> {n_hidden} -> {n_latent} -> {n_output} targets"
@@ -199,6 +202,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         precision: int | str | None = None,
         strategy: str | None = None,
         data_on_device: bool | None = None,
+        indices: Sequence[int] | None = None,
         **kwargs,
     ) -> None:
         """Run the full sBNN schedule (paper defaults).
@@ -282,6 +286,12 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             minibatch, not with the cells. ``None`` (default): ``True`` up to
             :data:`~multiviz.models.sbnn._data.STREAM_ABOVE` (50M) cells x genes, ``False``
             above. Both give the same fit for the same seed.
+        indices
+            Rows of the registered data to train on (in any order; each once); ``None``
+            (default): every cell. The others stay registered, so
+            :meth:`get_latent_representation` and :meth:`predict` cover them too:
+            :func:`multiviz.tl.sbnn` trains on its training cells this way and scores the
+            held-out ones. Kept as ``train_indices_``.
         **kwargs
             Nothing else: an unknown keyword is an :class:`~multiviz.InputError` that lists
             the valid names and the closest match.
@@ -299,10 +309,16 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         from ...train import fit_context, resolve_progress_bar
         from ._train_args import checked_train_args
 
-        stepwise, precision, phases = checked_train_args(self, args, kwargs)
+        n_obs = int(self.adata_manager.adata.n_obs)
+        indices = None if indices is None else check_indices(indices, n_obs, "indices")
+        stepwise, precision, phases = checked_train_args(
+            self, args, kwargs, n_obs if indices is None else indices.size
+        )
         progress = resolve_progress_bar(enable_progress_bar)
-        rows = make_rows(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY), data_on_device)
-        Y = torch.from_numpy(np.ascontiguousarray(self._dense(Y_KEY)))
+        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        rows = make_rows(X, data_on_device, indices)  # a backed X stays on disk
+        Y = self._dense(Y_KEY)
+        Y = torch.from_numpy(np.ascontiguousarray(Y if indices is None else Y[indices]))
         what = f"sBNN-{self.module.n_latent}"
         with fit_context(what):
             torch.manual_seed(self.random_state)
@@ -341,5 +357,6 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         self.schedule_ = training_plan.schedule()
         self.r2_train_ = float(r2)
         self.pretrain_baseline_ce_ = training_plan.baseline_val_ce
+        self.train_indices_ = np.arange(n_obs) if indices is None else indices
         self.is_trained_ = True
         log_phases(history)

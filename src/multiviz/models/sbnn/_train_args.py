@@ -118,8 +118,10 @@ def resolve_schedule(
     return epochs
 
 
-def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> tuple:
+def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any], n_cells: int) -> tuple:
     """Check :meth:`SBNN.train`'s arguments (``args``: its named ones) before any work.
+
+    ``n_cells`` is the number of cells the fit trains on (the schedule scales with it).
 
     Returns whether training runs one Lightning fit per phase (DDP), the precision and
     the phases of the schedule.
@@ -142,7 +144,7 @@ def checked_train_args(model, args: dict[str, Any], kwargs: dict[str, Any]) -> t
     epochs = resolve_schedule(
         pretrain=args["pretrain"],
         epochs={k: args[k] for k in SCHEDULE_ARGS},
-        n_cells=int(model.adata_manager.adata.n_obs),
+        n_cells=int(n_cells),
         precision=None,  # checked by check_devices
         strategy=None,
         **{k: args[k] for k in _RESOLVED_ARGS},
