@@ -10,6 +10,7 @@ from mudata import MuData
 from .. import _logging as logg
 from .._mudata import quiet_update
 from .._validate import check_fit_finite
+from ..train._fit_context import trainer_settings
 from ._coupled_checks import reconstruction_r2, warn_if_reconstruction_fails
 from ._coupled_heldout import (
     cross_modal_heldout,
@@ -41,12 +42,7 @@ def train_model(mdata: MuData, args: dict[str, Any]) -> CoupledAutoencoder:
     model.train(
         max_epochs=args["max_epochs"],
         batch_size=args["batch_size"],
-        accelerator=args["accelerator"],
-        devices=args["devices"],
-        enable_progress_bar=args["enable_progress_bar"],
-        early_stopping=args["early_stopping"],
-        precision=args["precision"],
-        strategy=args["strategy"],
+        **trainer_settings(args),
         **args["train_kwargs"],
     )
     return model

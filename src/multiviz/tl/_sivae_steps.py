@@ -17,6 +17,7 @@ from anndata import AnnData
 
 from multiviz import _logging as logg
 from multiviz._validate import check_fit_finite
+from multiviz.train._fit_context import trainer_settings
 
 from . import _sivae_checks as chk
 from ._sivae_report import (
@@ -115,12 +116,7 @@ def train_model(work: AnnData, args: dict[str, Any], checked: dict[str, Any]) ->
         gene_batch_size_pretrain=args["gene_batch_size_pretrain"],
         lr=sched["lr"],
         weight_decay=sched["weight_decay"],
-        accelerator=args["accelerator"],
-        devices=args["devices"],
-        enable_progress_bar=args["enable_progress_bar"],
-        early_stopping=args["early_stopping"],
-        precision=args["precision"],
-        strategy=args["strategy"],
+        **trainer_settings(args),
         **args["kwargs"],
     )
     return model

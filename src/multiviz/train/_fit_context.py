@@ -13,18 +13,24 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from .. import _logging as logg
 from .._validate import FitError, InputError
 
-__all__ = ["TRAINING_VOCABULARY", "fit_context", "format_elapsed", "resolve_progress_bar"]
+__all__ = [
+    "TRAINER_SETTINGS",
+    "TRAINING_VOCABULARY",
+    "fit_context",
+    "format_elapsed",
+    "resolve_progress_bar",
+    "trainer_settings",
+]
 
-TRAINING_VOCABULARY: tuple[str, ...] = (
-    "max_epochs",
-    "batch_size",
+TRAINER_SETTINGS: tuple[str, ...] = (
     "accelerator",
     "devices",
     "enable_progress_bar",
@@ -32,6 +38,9 @@ TRAINING_VOCABULARY: tuple[str, ...] = (
     "precision",
     "strategy",
 )
+"""Lightning settings a fitting ``mv.tl`` function passes on to its model's ``train()`` as given."""
+
+TRAINING_VOCABULARY: tuple[str, ...] = ("max_epochs", "batch_size", *TRAINER_SETTINGS)
 """Training keywords every model's ``train()`` and every fitting ``mv.tl`` function accepts."""
 
 # Loggers that print banners ("GPU available", "TPU available", tips, "Seed set to",
@@ -116,6 +125,21 @@ def resolve_progress_bar(enable_progress_bar: bool | None) -> bool:
             f"`mv.settings.verbosity`), got {enable_progress_bar!r}."
         )
     return enable_progress_bar
+
+
+def trainer_settings(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The Lightning settings of a tool's call, to pass on to its model's ``train()``.
+
+    Parameters
+    ----------
+    args
+        The call's arguments by name (as an ``mv.tl`` function collects them).
+
+    Returns
+    -------
+    The :data:`TRAINER_SETTINGS` of ``args`` by name, as given, in that order.
+    """
+    return {name: args[name] for name in TRAINER_SETTINGS}
 
 
 def _translate(exc: BaseException) -> BaseException | None:
