@@ -33,7 +33,7 @@ from lightning.pytorch.callbacks import Callback
 
 from multiviz._docs import SIVAE_SIZES, doc_params
 
-from ._schedule import default_schedule
+from ._schedule import default_schedule_for_batches
 
 #: Fewest optimisation steps of a step (100 steps: 12,800 cells at 128 per step).
 MIN_STEPS = 100
@@ -83,13 +83,7 @@ def convergence_plan(
     >>> [(p["min_epochs"], p["max_epochs"], p["patience"]) for p in plan.values()]
     [(145, 400, 45), (5, 63, 45), (50, 63, 45)]
     """
-    fixed = default_schedule(
-        n_train,
-        n_genes,
-        batch_size=batch_sizes[0],
-        gene_batch_size=batch_sizes[1],
-        joint_batch_size=batch_sizes[2],
-    )
+    fixed = default_schedule_for_batches(n_train, n_genes, batch_sizes)
     items = {1: n_train, 2: n_genes, 3: n_train}
     caps = {
         1: scvi_default_epochs(n_train),

@@ -130,6 +130,33 @@ def default_schedule(
     return out
 
 
+def default_schedule_for_batches(
+    n_train: int, n_genes: int, batch_sizes: tuple[int, int, int]
+) -> dict[str, dict[str, int]]:
+    """:func:`default_schedule` for the three steps' minibatch sizes given as one triple.
+
+    Parameters
+    ----------
+    n_train
+        Training cells.
+    n_genes
+        Genes.
+    batch_sizes
+        Cells per step of step 1, genes per step of step 2, cells per step of step 3.
+
+    Returns
+    -------
+    :func:`default_schedule`'s ``{step: {"epochs", "steps", "batch_size"}}``.
+    """
+    return default_schedule(
+        n_train,
+        n_genes,
+        batch_size=batch_sizes[0],
+        gene_batch_size=batch_sizes[1],
+        joint_batch_size=batch_sizes[2],
+    )
+
+
 def resolve_epochs(
     max_epochs: int | None,
     pretrain_epochs: int | None,
@@ -152,13 +179,7 @@ def resolve_epochs(
         if value is not None:
             check_int(value, name, minimum=0)
     if max_epochs is None:
-        sched = default_schedule(
-            n_train,
-            n_genes,
-            batch_size=batch_sizes[0],
-            gene_batch_size=batch_sizes[1],
-            joint_batch_size=batch_sizes[2],
-        )
+        sched = default_schedule_for_batches(n_train, n_genes, batch_sizes)
         d1, d2, n_epochs = (v["epochs"] for v in sched.values())
         steps = "/".join(str(v["steps"]) for v in sched.values())
         logg.info(
