@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -23,7 +24,7 @@ from .. import _logging as logg
 from .._validate import InputError, check_float
 from .._warnings import FitQualityWarning
 from ..metrics._r2 import r2_per_feature, r2_score
-from ._intervals import coverage_slack, exact_calibration_count
+from ._intervals import coverage_slack, exact_calibration_count, split_conformal
 from ._paired_data import PairedArrays
 
 MIN_HELDOUT = 2
@@ -185,3 +186,31 @@ def describe(scores: dict) -> str:
     if "r2_heldout_linear" in scores:
         text += f"; sRRR {scores['r2_heldout_linear']:.3f}"
     return text + "), "
+
+
+def score_heldout(
+    data: PairedArrays,
+    pred: np.ndarray,
+    split: Split,
+    *,
+    model: str,
+    interval: float | None,
+    fix: str,
+    linear: Callable[[], float] | None = None,
+) -> tuple[dict, dict | None]:
+    """A fit's held-out numbers, its prediction interval, and the warning if it is weak.
+
+    ``pred`` holds every cell's predictions; ``model`` names the fit (``"sBNN-2"``; the part
+    before ``-`` names the interval). ``linear`` gives the linear baseline's held-out R² on
+    the same split (``r2_heldout_linear``, which the warning compares with), called only
+    when there are held-out cells. Returns the scores (:func:`heldout_scores`) and the
+    interval record (:func:`~multiviz.tl._intervals.split_conformal`, or ``None``).
+    """
+    scores = heldout_scores(data, pred, split)
+    if scores and linear is not None:
+        scores["r2_heldout_linear"] = linear()
+    record = split_conformal(
+        data.Y[split.test], pred[split.test], data.feature_names, interval, model.split("-")[0]
+    )
+    warn_if_weak(model, scores, split.train.size, fix=fix)
+    return scores, record

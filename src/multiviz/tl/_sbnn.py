@@ -26,12 +26,11 @@ from ._checks import check_n_genes, check_prepared
 from ._heldout import (
     Split,
     describe,
-    heldout_scores,
     heldout_split,
+    score_heldout,
     training_part,
-    warn_if_weak,
 )
-from ._intervals import LEVEL, split_conformal
+from ._intervals import LEVEL
 from ._paired_data import PairedArrays, full_arrays
 from ._sbnn_write import write_sbnn
 from ._srrr import fit_srrr
@@ -147,19 +146,14 @@ def _fit_and_score(mdata, data, split, interval, fit_kwargs: dict) -> tuple:
             model.predict(batch_size=PREDICT_BATCH, genes=True) if gene_decoder_epochs else None
         )
         model.preprocessing_ = paired_preprocessing(mdata, data)
-        scores = heldout_scores(data, pred, split)
-        if scores:
-            scores["r2_heldout_linear"] = linear_heldout_r2(
-                data, split, rank=bottleneck, n_genes=n_genes
-            )
-        model.prediction_interval_ = split_conformal(
-            data.Y[split.test], pred[split.test], data.feature_names, interval, "sBNN"
-        )
-        warn_if_weak(
-            f"sBNN-{bottleneck}",
-            scores,
-            split.train.size,
+        scores, model.prediction_interval_ = score_heldout(
+            data,
+            pred,
+            split,
+            model=f"sBNN-{bottleneck}",
+            interval=interval,
             fix="Try `mv.tl.srrr`, fewer genes (`n_genes`) or `pretrain=False` on few cells.",
+            linear=lambda: linear_heldout_r2(data, split, rank=bottleneck, n_genes=n_genes),
         )
     return model, latent, pred, genes_pred, scores
 

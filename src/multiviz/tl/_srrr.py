@@ -26,13 +26,12 @@ from ..linear._srrr import srrr_budget, srrr_fit
 from ._checks import check_n_genes, check_prepared
 from ._heldout import (
     describe,
-    heldout_scores,
     heldout_split,
+    score_heldout,
     train_scores,
     training_part,
-    warn_if_weak,
 )
-from ._intervals import LEVEL, bounds, split_conformal
+from ._intervals import LEVEL, bounds
 from ._paired_data import PairedArrays, full_arrays
 
 
@@ -270,14 +269,12 @@ def _fit_and_score(
             phase="the penalty path",
             hint="Check the inputs for extreme values",
         )
-        scores = heldout_scores(data, pred, split)
-        record = split_conformal(
-            data.Y[split.test], pred[split.test], data.feature_names, interval, "sRRR"
-        )
-        warn_if_weak(
-            f"sRRR-{rank}",
-            scores,
-            split.train.size,
+        scores, record = score_heldout(
+            data,
+            pred,
+            split,
+            model=f"sRRR-{rank}",
+            interval=interval,
             fix="Try fewer genes (`n_genes`) or a lower `rank`; check the targets.",
         )
     return {
