@@ -176,6 +176,13 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             data = data.toarray()
         return np.asarray(data, dtype=np.float32)
 
+    def _training_data(self, indices: np.ndarray | None, data_on_device: bool | None):
+        """The training cells' inputs (a row source; a backed ``X`` stays on disk) and targets."""
+        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        Y = self._dense(Y_KEY)
+        Y = torch.from_numpy(np.ascontiguousarray(Y if indices is None else Y[indices]))
+        return make_rows(X, data_on_device, indices), Y
+
     def train(
         self,
         *,
@@ -315,10 +322,7 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
             self, args, kwargs, n_obs if indices is None else indices.size
         )
         progress = resolve_progress_bar(enable_progress_bar)
-        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-        rows = make_rows(X, data_on_device, indices)  # a backed X stays on disk
-        Y = self._dense(Y_KEY)
-        Y = torch.from_numpy(np.ascontiguousarray(Y if indices is None else Y[indices]))
+        rows, Y = self._training_data(indices, data_on_device)
         what = f"sBNN-{self.module.n_latent}"
         with fit_context(what):
             torch.manual_seed(self.random_state)
