@@ -48,15 +48,18 @@ def calibration_count(nominal: int, level: float, n_max: int, train_size: float)
     n_test = exact_calibration_count(nominal, level, n_max)
     if n_test != nominal:
         slack = coverage_slack(nominal, level)
+        before = (
+            f"{nominal} give no {100 * level:g}% prediction interval"
+            if math.isinf(slack)
+            else f"with {nominal} the {100 * level:g}% interval would cover "
+            f"{100 * (level + slack):.1f}% of new cells"
+        )
         logg.info(
-            "    holding out %d cells instead of %d (train_size=%g): with %d the %g%% "
-            "prediction interval would cover %s of new cells, with %d it covers %.1f%%",
+            "    holding out %d cells instead of %d (train_size=%g): %s, with %d it covers %.1f%%",
             n_test,
             nominal,
             train_size,
-            nominal,
-            100 * level,
-            "none" if math.isinf(slack) else f"{100 * (level + slack):.1f}%",
+            before,
             n_test,
             100 * (level + coverage_slack(n_test, level)),
         )
