@@ -117,6 +117,14 @@ def test_small_data_hold_out_the_count_whose_coverage_is_exact(planted):
     assert abs(coverage - 0.9) <= 0.03, coverage
 
 
+def test_sixty_cells_hold_out_nine_and_get_an_interval(planted):
+    m = planted[:60].copy()  # train_size=0.9 -> 6 held-out cells, too few for 90 %: 9
+    mv.tl.srrr(m, n_genes=10)
+    assert m.uns["srrr"]["n_heldout"] == m.uns["srrr"]["prediction_interval"]["n_calibration"] == 9
+    mv.tl.srrr(m, n_genes=10, interval=None, key_added="plain")  # no interval: no nudge
+    assert m.uns["plain"]["n_heldout"] == 6
+
+
 def test_too_few_held_out_cells_write_no_interval(planted):
     m = planted[:40].copy()  # 4 held-out cells: 9 would be more than twice that
     mv.tl.srrr(m, n_genes=10)
