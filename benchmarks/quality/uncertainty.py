@@ -51,7 +51,7 @@ from _common import DATA, RESULTS, write_result  # noqa: E402
 import multiviz as mv  # noqa: E402
 
 OUT = RESULTS / "uncertainty.json"
-REPEATS = {"m1_80_cells": 10, "pbmc_10k_protein_v3_200cells": 10, "pbmc_5k_protein_v3_200cells": 10}
+REPEATS = {"m1_80_cells": 30, "pbmc_10k_protein_v3_200cells": 10, "pbmc_5k_protein_v3_200cells": 10}
 DEFAULT_REPEATS = 3
 
 

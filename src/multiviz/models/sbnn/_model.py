@@ -296,7 +296,8 @@ class SBNN(SBNNInferenceMixin, BaseModelClass):
         indices
             Rows of the registered data to train on (in any order; each once); ``None``
             (default): every cell. The others stay registered, so
-            :meth:`get_latent_representation` and :meth:`predict` cover them too:
+            ``get_latent_representation()`` and
+            ``predict()`` cover them too:
             :func:`multiviz.tl.sbnn` trains on its training cells this way and scores the
             held-out ones. Kept as ``train_indices_``.
         **kwargs
