@@ -35,22 +35,27 @@ def test_halfwidth_is_the_conformal_order_statistic():
     assert loo[0, 0] == 19.0 and loo[19, 0] == 18.0
 
 
+def _srrr_on_new_cells(m, n_new: int, seed: int):
+    """Fit sRRR on all but ``n_new`` random cells; their predictions and the half-widths."""
+    rng = np.random.default_rng(seed)
+    new = np.zeros(m.n_obs, bool)
+    new[rng.choice(m.n_obs, n_new, replace=False)] = True
+    fit = m[~new].copy()
+    mv.tl.srrr(fit, n_genes=10, random_state=seed)
+    out, rna = fit.uns["srrr"], fit["rna"]
+    pred = (m["rna"].X[new] - out["x_mean"]) @ rna.varm["srrr_loadings"] @ out["V"].T
+    width = np.array([out["prediction_interval"]["halfwidth"][f] for f in m["ephys"].var_names])
+    return fit, new, pred + out["y_mean"], width
+
+
 def test_srrr_interval_covers_new_cells_over_repeated_splits(planted):
     """Average coverage of new cells over 30 splits is 0.90 within 0.03."""
     m = planted
     covered, widths = [], []
     for seed in range(30):
-        rng = np.random.default_rng(seed)
-        new = np.zeros(m.n_obs, bool)
-        new[rng.choice(m.n_obs, 90, replace=False)] = True
-        fit = m[~new].copy()
-        mv.tl.srrr(fit, n_genes=10, random_state=seed)
-        out, rna = fit.uns["srrr"], fit["rna"]
-        record = out["prediction_interval"]
+        fit, new, pred, width = _srrr_on_new_cells(m, 90, seed)
+        record = fit.uns["srrr"]["prediction_interval"]
         assert record["level"] == 0.9 and record["n_calibration"] == 21
-        x_new = m["rna"].X[new]
-        pred = (x_new - out["x_mean"]) @ rna.varm["srrr_loadings"] @ out["V"].T + out["y_mean"]
-        width = np.array([record["halfwidth"][f] for f in m["ephys"].var_names])
         covered.append(np.abs(m["ephys"].X[new] - pred) <= width)
         widths.append(width)
         lower, upper = (
@@ -101,17 +106,9 @@ def test_small_data_hold_out_the_count_whose_coverage_is_exact(planted):
     m = planted
     covered = []
     for seed in range(30):
-        rng = np.random.default_rng(seed)
-        new = np.zeros(m.n_obs, bool)
-        new[rng.choice(m.n_obs, 140, replace=False)] = True
-        fit = m[~new].copy()
-        mv.tl.srrr(fit, n_genes=10, random_state=seed)
+        fit, new, pred, width = _srrr_on_new_cells(m, 140, seed)
         out = fit.uns["srrr"]
         assert out["n_heldout"] == out["prediction_interval"]["n_calibration"] == 19
-        pred = (m["rna"].X[new] - out["x_mean"]) @ fit["rna"].varm["srrr_loadings"] @ out[
-            "V"
-        ].T + out["y_mean"]
-        width = np.array([out["prediction_interval"]["halfwidth"][f] for f in m["ephys"].var_names])
         covered.append(np.abs(m["ephys"].X[new] - pred) <= width)
     coverage = float(np.mean(covered))
     assert abs(coverage - 0.9) <= 0.03, coverage
