@@ -51,8 +51,11 @@ def save(part: str, result: dict) -> None:
 
 
 # -- (a) hubs -------------------------------------------------------------------------------------
-def part_hubs(epochs: int) -> None:
-    """Hub recovery; ``epochs=0``: the default schedule (each step by convergence)."""
+def part_hubs(epochs: int, hidden: tuple[int, ...] | None = None) -> None:
+    """Hub recovery; ``epochs=0``: the default schedule (each step by convergence).
+
+    ``hidden``: other hidden layers than the default (a probe; saved as ``hubs_default_h<first>``).
+    """
     adata = mv.datasets.simulate_gene_network(
         random_state=0
     )  # paper: 5000 cells, 5 x 50 + 50 genes
@@ -62,7 +65,8 @@ def part_hubs(epochs: int) -> None:
         if epochs
         else {}
     )
-    mv.tl.sivae(adata, n_latent=64, **schedule, **QUIET)
+    sizes = {"n_hidden": hidden} if hidden else {}
+    mv.tl.sivae(adata, n_latent=64, **schedule, **sizes, **QUIET)
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     steps = adata.uns["sivae"]["steps"]
     hubs = set(adata.var_names[adata.var["hub"].to_numpy()])
@@ -73,7 +77,7 @@ def part_hubs(epochs: int) -> None:
         adata.varm["sivae_loadings"], adata.var["community"].astype(str), n_neighbors=10, mask=~iso
     )
     save(
-        "hubs" if epochs else "hubs_default",
+        ("hubs" if epochs else "hubs_default") + (f"_h{hidden[0]}" if hidden else ""),
         {
             "top5_hits": len(hubs & set(top5)),
             "top5": top5,
@@ -85,6 +89,7 @@ def part_hubs(epochs: int) -> None:
             "n_cells": adata.n_obs,
             "n_genes": adata.n_vars,
             "n_latent": 64,
+            "n_hidden": list(hidden) if hidden else "default",
             "epochs_per_step": [int(steps[k]["epochs"]) for k in steps],
             "stopped_by": {
                 k: str(v.get("stopped_by", "explicit epochs")) for k, v in steps.items()
@@ -436,10 +441,14 @@ def main() -> None:
         "--epochs", type=int, default=50, help="epochs per step of part a; 0: the default schedule"
     )
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument(
+        "--hidden", default=None, help="part a: hidden sizes, e.g. 512,256,128 (a probe)"
+    )
     args = parser.parse_args()
     mv.settings.verbosity = 1
     if args.part in ("a", "all"):
-        part_hubs(args.epochs)
+        hidden = tuple(int(h) for h in args.hidden.split(",")) if args.hidden else None
+        part_hubs(args.epochs, hidden)
     if args.part in ("b", "all"):
         part_knn(
             args.folds,
