@@ -16,7 +16,8 @@ puts a cell type's marker genes among each other's neighbours. Per dataset of
   builds networks at 64).
 
 One torch thread. Usage: ``python benchmarks/quality/sivae_neighbours.py --datasets m1,pbmc10k
---seeds 0 [--n-latent 64]`` (pieces merge into the file).
+--seeds 0 [--n-latent 64] [--models sivae,sivae_paper,sivae_h512]`` (pieces merge into the
+file; ``sivae_h512``, the default with hidden layers 512-256-128, is a probe).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ import multiviz as mv  # noqa: E402
 
 OUT = RESULTS / "sivae_neighbours.json"
 N_MARKERS, K, MIN_CELLS = 10, 20, 10
+#: model name -> (design, other arguments of ``mv.tl.sivae``); the last is a probe, on request.
+MODELS = {
+    "sivae": ("map_first", {}),
+    "sivae_paper": ("joint", {}),
+    "sivae_h512": ("map_first", {"n_hidden": (512, 256, 128)}),
+}
 
 
 def markers(x: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,7 +95,7 @@ def table_precision(table, var_names, marks: dict[str, np.ndarray]) -> float:
     return float(np.mean(scores))
 
 
-def sivae_table(x, seed: int, design: str, n_latent: int):
+def sivae_table(x, seed: int, design: str, n_latent: int, **kwargs):
     """One siVAE fit's ``mv.tl.gene_neighbors`` table, its genes, and the fit's CPU seconds."""
     from anndata import AnnData
 
@@ -97,13 +104,18 @@ def sivae_table(x, seed: int, design: str, n_latent: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mv.tl.sivae(
-            ad, design=design, n_latent=n_latent, random_state=seed, enable_progress_bar=False
+            ad,
+            design=design,
+            n_latent=n_latent,
+            random_state=seed,
+            enable_progress_bar=False,
+            **kwargs,
         )
     cpu = time.process_time() - c0
     return mv.tl.gene_neighbors(ad, n_neighbors=K), ad.var_names, cpu
 
 
-def run(name: str, seeds: list[int], n_latent: int) -> None:
+def run(name: str, seeds: list[int], n_latent: int, models: list[str]) -> None:
     """One fit per model and seed, scored against the markers of every label set."""
     from sklearn.decomposition import PCA
 
@@ -121,10 +133,11 @@ def run(name: str, seeds: list[int], n_latent: int) -> None:
             "n_latent": n_latent,
             "pca": {"marker_precision": marker_precision(loadings_pca, m)},
         }
-    for model, design in (("sivae", "map_first"), ("sivae_paper", "joint")):
+    for model in models:
+        design, kwargs = MODELS[model]
         per_seed = {label_name: {} for label_name in marks}
         for seed in seeds:
-            table, genes, cpu = sivae_table(x, seed, design, n_latent)
+            table, genes, cpu = sivae_table(x, seed, design, n_latent, **kwargs)
             for label_name, m in marks.items():
                 score = table_precision(table, genes, m)
                 per_seed[label_name][str(seed)] = {"marker_precision": score, "cpu_s": cpu}
@@ -142,7 +155,7 @@ def run(name: str, seeds: list[int], n_latent: int) -> None:
 
 def merge(key: str, entry: dict) -> None:
     data = json.loads(OUT.read_text()) if OUT.exists() else {}
-    data.setdefault("datasets", {})[key] = entry
+    data.setdefault("datasets", {}).setdefault(key, {}).update(entry)  # other models kept
     data["hardware"] = hardware(torch_threads_set=1, load_average=list(os.getloadavg()))
     data["definition"] = __doc__.split("\n\n")[1].strip()
     cmd = "python benchmarks/quality/sivae_neighbours.py " + " ".join(sys.argv[1:])
@@ -155,9 +168,11 @@ def main() -> None:
     parser.add_argument("--datasets", default="m1,pbmc10k,pbmc5k,pbmc68k")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--n-latent", type=int, default=2)
+    parser.add_argument("--models", default="sivae,sivae_paper", help=f"of {list(MODELS)}")
     args = parser.parse_args()
     for name in args.datasets.split(","):
-        run(name, [int(s) for s in args.seeds.split(",")], args.n_latent)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        run(name, seeds, args.n_latent, args.models.split(","))
 
 
 if __name__ == "__main__":
